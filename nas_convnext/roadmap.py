@@ -1,0 +1,76 @@
+"""The paper's roadmap from ResNet-50 to ConvNeXt-T, read from `search_spaces/roadmap.yaml`.
+
+The steps are data, not code, so the presets, the FLOP table and the proxy replay of the
+roadmap all read the same file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from .arch import Arch, from_fields
+
+SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
+ROADMAP_FILE = SPACES_DIR / "roadmap.yaml"
+
+
+@dataclass(frozen=True)
+class Step:
+    index: int
+    name: str          # "roadmap/NN-slug", the preset name
+    change: str
+    arch: Arch
+    recipe: str        # "original" or "modern"
+    paper_top1: float
+    paper_gflops: float
+    paper_note: str = ""
+
+
+@lru_cache(maxsize=4)
+def load_roadmap(path: Path = ROADMAP_FILE) -> tuple[Step, ...]:
+    from .arch import RESNET50
+
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
+        raise ValueError(f"{path}: expected a mapping with a 'steps' list")
+    if data.get("base", "resnet50") != "resnet50":
+        raise ValueError(f"{path}: base must be resnet50, got {data.get('base')!r}")
+    by_slug: dict[str, Arch] = {}
+    prev = RESNET50
+    steps = []
+    allowed = {"name", "change", "recipe", "set", "from", "paper_top1", "paper_gflops", "paper_note"}
+    for i, raw in enumerate(data["steps"]):
+        unknown = set(raw) - allowed
+        if unknown:
+            raise ValueError(f"{path}: step {i}: unknown key(s) {sorted(unknown)}; allowed {sorted(allowed)}")
+        slug = raw["name"]
+        start = prev
+        if "from" in raw:
+            if raw["from"] not in by_slug:
+                raise ValueError(f"{path}: step {slug}: 'from' names unknown step {raw['from']!r}")
+            start = by_slug[raw["from"]]
+        try:
+            arch = from_fields(raw.get("set") or {}, base=start)
+        except ValueError as exc:
+            raise ValueError(f"{path}: step {slug}: {exc}") from None
+        by_slug[slug] = arch
+        prev = arch
+        steps.append(Step(index=i, name=f"roadmap/{slug}", change=raw["change"], arch=arch,
+                          recipe=raw.get("recipe", "modern"), paper_top1=float(raw["paper_top1"]),
+                          paper_gflops=float(raw["paper_gflops"]),
+                          paper_note=raw.get("paper_note", "")))
+    return tuple(steps)
+
+
+def roadmap_steps() -> list[Step]:
+    """The ordered roadmap steps with what changed and the paper's figures."""
+    return list(load_roadmap())
+
+
+def roadmap() -> list[tuple[str, Arch]]:
+    """The ordered roadmap as (preset name, design) pairs."""
+    return [(s.name, s.arch) for s in load_roadmap()]

@@ -236,8 +236,13 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str):
             value = [v for v in value.replace(" ", "").split(",") if v != ""]
         if not isinstance(value, (list, tuple)) or len(value) != NUM_STAGES:
-            raise _bad("depths", value, f"need exactly {NUM_STAGES} stages")
-        return tuple(_as_int("depths", v) for v in value)
+            raise _bad("depths", tuple(value) if isinstance(value, list) else value,
+                       f"need exactly {NUM_STAGES} stages")
+        try:
+            return tuple(_as_int("depths", v) for v in value)
+        except ValueError:
+            raise _bad("depths", tuple(value), "every stage needs a positive whole number "
+                       "of blocks") from None
     if name in ("width", "kernel"):
         return _as_int(name, value)
     if name == "expansion":

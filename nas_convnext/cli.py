@@ -1,0 +1,242 @@
+"""The `nas-convnext` command.
+
+Every user mistake surfaces as a ValueError somewhere below; `main` prints it as one line and
+exits 2, so nobody sees a traceback for a typo.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Sequence
+
+from . import __version__
+from .arch import FIELD_NAMES, Arch, load_design, presets
+from .complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
+        raise UsageError(f"{self.prog}: {message}")
+
+
+class UsageError(Exception):
+    pass
+
+
+def _table(rows: list[list[Any]], header: list[str]) -> str:
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if _numeric(c) else c.ljust(w)
+                               for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _numeric(s: str) -> bool:
+    try:
+        float(s.replace(",", "").replace("%", ""))
+        return True
+    except ValueError:
+        return False
+
+
+def _convention(res: int = 224, classes: int = 1000) -> str:
+    return FLOP_CONVENTION.format(res=res, classes=classes)
+
+
+# ----- presets -----
+def cmd_presets(args: argparse.Namespace) -> int:
+    rows = []
+    for name, arch in presets().items():
+        c = complexity(arch)
+        rows.append({"name": name, "params": c.params, "flops": c.flops,
+                     "gflops": round(c.gflops, 3), **arch.to_dict()})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(_table([[r["name"], f"{r['params'] / 1e6:.2f}M", f"{r['gflops']:.3f}"] for r in rows],
+                 ["design", "params", "GFLOPs"]))
+    print(f"\n{_convention()}.")
+    return 0
+
+
+# ----- flops -----
+def cmd_flops(args: argparse.Namespace) -> int:
+    arch = load_design(args.design, args.overrides)
+    c = complexity(arch, args.resolution, args.num_classes)
+    out: dict[str, Any] = {"design": args.design, "params": c.params, "flops": c.flops,
+                           "gflops": c.gflops, "acts": c.acts, "matmul_flops": c.matmul_flops,
+                           "resolution": args.resolution, "num_classes": args.num_classes,
+                           "convention": _convention(args.resolution, args.num_classes),
+                           **arch.to_dict()}
+    if args.check:
+        from .build import build_model
+
+        model = build_model(arch, num_classes=args.num_classes)
+        f = fvcore_count(model, args.resolution)
+        out["fvcore"] = {"flops": f.flops, "params": f.params, "acts": f.acts}
+        out["match"] = (f.flops, f.params, f.acts) == (c.flops, c.params, c.acts)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        fields = ", ".join(f"{k}={_show(v)}" for k, v in arch.to_dict().items())
+        print(f"design  {args.design}: {fields}")
+        print(f"params  {c.params:,} ({c.params / 1e6:.2f}M)")
+        print(f"FLOPs   {c.flops:,} ({c.gflops:.3f} GFLOPs; conv+linear only "
+              f"{c.matmul_flops / 1e9:.3f})")
+        print(f"acts    {c.acts:,} ({c.acts / 1e6:.2f}M conv/linear output elements)")
+        print(_convention(args.resolution, args.num_classes) + ".")
+        if args.check:
+            f = out["fvcore"]
+            status = "equal" if out["match"] else "DIFFERENT"
+            print(f"fvcore  FLOPs {f['flops']:,}, params {f['params']:,}, acts {f['acts']:,}: "
+                  f"{status} to the analytic count")
+    return 0 if out.get("match", True) else 1
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(map(str, v))
+    return str(v)
+
+
+# ----- roadmap -----
+def cmd_roadmap(args: argparse.Namespace) -> int:
+    from .roadmap import roadmap_steps
+
+    rows = []
+    for s in roadmap_steps():
+        c = complexity(s.arch)
+        rows.append({"step": s.index, "name": s.name, "change": s.change, "params": c.params,
+                     "flops": c.flops, "gflops": round(c.gflops, 3),
+                     "matmul_gflops": round(c.matmul_flops / 1e9, 3),
+                     "paper_gflops": s.paper_gflops,
+                     "diff": round(c.gflops - s.paper_gflops, 3),
+                     "paper_top1": s.paper_top1, "note": s.paper_note})
+    if not args.flops_only:
+        raise ValueError("training the roadmap under the proxy is not available yet: "
+                         "use `nas-convnext roadmap --flops-only`")
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = [[r["step"], r["name"].split("/", 1)[1], f"{r['params'] / 1e6:.2f}M",
+              f"{r['gflops']:.3f}", f"{r['matmul_gflops']:.3f}", f"{r['paper_gflops']:.2f}",
+              f"{r['matmul_gflops'] - r['paper_gflops']:+.3f}" + (" *" if r["note"] else ""),
+              r["change"]] for r in rows]
+    print(_table(table, ["#", "step", "params", "GFLOPs", "conv+lin", "paper", "diff",
+                         "what changed"]))
+    print(f"\n{_convention()}.\nGFLOPs is fvcore's total (norms and pooling included); "
+          "conv+lin counts conv and linear layers only, which is how the paper's Table 10 "
+          "counts; diff = conv+lin - paper.")
+    for r in rows:
+        if r["note"]:
+            print(f"* {r['name']}: {r['note']}")
+    return 0
+
+
+# ----- space -----
+def cmd_space(args: argparse.Namespace) -> int:
+    from .space import load_space
+
+    space = load_space(args.space)
+    info = space.describe(args.budget, seed=args.seed)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"space {info['name']} ({info['source']}): {info['description']}")
+    print(_table([[k, ", ".join(map(str, v))] for k, v in info["dimensions"].items()],
+                 ["dimension", "values"]))
+    if info["fixed"]:
+        print("fixed: " + ", ".join(f"{k}={v}" for k, v in info["fixed"].items()))
+    print(f"size: {info['size']:,} designs"
+          + (f" ({info['valid']:,} valid)" if info["valid"] is not None else ""))
+    print(f"FLOP range: {info['flops_min'] / 1e9:.3f} to {info['flops_max'] / 1e9:.3f} GFLOPs "
+          f"({info['method']})")
+    if "budget" in info:
+        print(f"within {info['budget'] / 1e9:.3f} GFLOPs: {info['within_budget']:,} designs "
+              f"({info['within_budget_share']:.1%}; {info['method']})")
+    print(_convention() + ".")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nas-convnext", description="Search the ConvNeXt design space under a "
+                "FLOP budget, and ask whether ConvNeXt's choices pay off.")
+    p.add_argument("--version", action="version", version=f"nas-convnext {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    s = sub.add_parser("presets", help="list the named designs with params and GFLOPs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_presets)
+
+    s = sub.add_parser("flops", help="FLOPs, params and activations of one design")
+    s.add_argument("design", help="a preset name or a YAML/JSON file of design fields")
+    s.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"override fields ({', '.join(FIELD_NAMES)})")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--check", action="store_true", help="also build the model and run fvcore")
+    s.add_argument("--resolution", type=_positive_int, default=224)
+    s.add_argument("--num-classes", type=_positive_int, default=1000)
+    s.set_defaults(func=cmd_flops)
+
+    s = sub.add_parser("roadmap", help="the paper's roadmap, ResNet-50 to ConvNeXt-T")
+    s.add_argument("--flops-only", action="store_true", help="compare FLOPs with the paper")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_roadmap)
+
+    s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
+    s.add_argument("space", help="a shipped space name (convnext, small) or a YAML file")
+    s.add_argument("--budget", type=_budget, default=None, help="e.g. 4.5GFLOPs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_space)
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _budget(text: str) -> float:
+    try:
+        return parse_flops(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(_one_line(str(exc)), file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"nas-convnext: error: {_one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("nas-convnext: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `nas-convnext presets | head`
+        sys.stderr.close()
+        return 0
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(msg.split())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

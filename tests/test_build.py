@@ -1,0 +1,86 @@
+"""The builder: the corner presets are the real timm networks; every roadmap step trains."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+
+from nas_convnext import build_model, presets, roadmap
+from nas_convnext.complexity import scale_width
+
+from .timm_mapping import CONVNEXT, RESNET, convert
+
+CORNERS = [
+    ("resnet50", "resnet50", RESNET, 25_557_032),
+    ("resnext50_32x4d", "resnext50_32x4d", RESNET, None),
+    ("convnext_t", "convnext_tiny", CONVNEXT, 28_589_128),
+    ("convnext_s", "convnext_small", CONVNEXT, None),
+    ("convnext_b", "convnext_base", CONVNEXT, None),
+]
+
+
+@pytest.mark.parametrize("ours,theirs,table,expected_params", CORNERS, ids=[c[0] for c in CORNERS])
+def test_corner_preset_is_the_timm_network(ours, theirs, table, expected_params):
+    torch.manual_seed(0)
+    ref = timm.create_model(theirs, pretrained=False).eval()
+    model = build_model(presets()[ours]).eval()
+    ref_state = ref.state_dict()
+    mapped = convert(ref_state, table)
+    ours_state = model.state_dict()
+    assert set(mapped) == set(ours_state)
+    for k, v in mapped.items():
+        assert ours_state[k].shape == v.shape, k
+    n_ref = sum(p.numel() for p in ref.parameters())
+    n_ours = sum(p.numel() for p in model.parameters())
+    assert n_ours == n_ref
+    if expected_params is not None:
+        assert n_ours == expected_params
+    # Random weights everywhere (BN statistics too), so a swapped layer cannot hide.
+    with torch.no_grad():
+        for k, v in ref_state.items():
+            if v.is_floating_point():
+                v.copy_(torch.randn_like(v) * 0.05 + (1.0 if k.endswith("running_var") else 0.0))
+                if k.endswith("running_var"):
+                    v.abs_()
+    model.load_state_dict(convert(ref_state, table), strict=True)
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        want, got = ref(x), model(x)
+    assert want.shape == got.shape == (2, 1000)
+    assert want.abs().max() > 1e-3  # the comparison is not between two near-zero outputs
+    assert (want - got).abs().max().item() < 1e-4
+
+
+@pytest.mark.parametrize("name,arch", roadmap(), ids=[n for n, _ in roadmap()])
+def test_every_roadmap_step_trains(name, arch):
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=10, width_mult=0.25).train()
+    x = torch.randn(2, 3, 64, 64)
+    out = model(x)
+    assert out.shape == (2, 10)
+    loss = torch.nn.functional.cross_entropy(out, torch.tensor([1, 7]))
+    loss.backward()
+    assert torch.isfinite(loss)
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+
+
+def test_width_mult_scales_and_keeps_group_rules():
+    rx = presets()["resnext50_32x4d"]
+    small = scale_width(rx, 0.25)
+    assert small.width % 32 == 0 and small.width % 8 == 0  # 32 groups must still divide
+    assert small.width < rx.width
+    m = build_model(rx, num_classes=10, width_mult=0.25)
+    assert m.arch.width == small.width
+    convs = [mod for mod in m.modules() if isinstance(mod, torch.nn.Conv2d) and mod.groups > 1]
+    assert convs and all(c.groups == 32 for c in convs)
+
+
+def test_drop_path_rates_grow_linearly():
+    m = build_model(presets()["convnext_t"], drop_path_rate=0.2)
+    rates = [b.drop_path.drop_prob for st in m.stages for b in st.blocks
+             if hasattr(b.drop_path, "drop_prob")]
+    assert len(rates) == 17  # the first block has rate 0 and no DropPath
+    assert rates[-1] == pytest.approx(0.2)
+    assert all(b > a for a, b in zip(rates, rates[1:]))

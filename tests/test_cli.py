@@ -1,0 +1,101 @@
+"""The command line: outputs people read and JSON that scripts parse; one-line errors, exit 2."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nas_convnext import complexity, presets
+from nas_convnext.cli import main
+from nas_convnext.roadmap import roadmap_steps
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_presets_lists_every_name_with_gflops(capsys):
+    code, out, _ = run(capsys, "presets")
+    assert code == 0
+    for name in ["resnet50", "resnext50_32x4d", "convnext_t", "convnext_s", "convnext_b",
+                 "roadmap/00-resnet50", "roadmap/16-separate-downsampling"]:
+        assert name in out
+    assert f"{complexity(presets()['convnext_s']).gflops:.3f}" in out
+    assert "one multiply-add = one FLOP" in out
+
+
+def test_flops_json_with_overrides(capsys):
+    code, out, _ = run(capsys, "flops", "convnext_t", "kernel=5", "depths=2,2,6,2", "--json")
+    assert code == 0
+    data = json.loads(out)
+    import dataclasses
+    want = complexity(dataclasses.replace(presets()["convnext_t"], kernel=5, depths=(2, 2, 6, 2)))
+    assert (data["flops"], data["params"], data["acts"]) == (want.flops, want.params, want.acts)
+    assert data["kernel"] == 5 and data["depths"] == [2, 2, 6, 2]
+    assert "multiply-add" in data["convention"]
+
+
+def test_flops_check_runs_fvcore(capsys):
+    code, out, _ = run(capsys, "flops", "roadmap/07-move-up-dwconv", "--check", "--json",
+                       "--resolution", "64")
+    data = json.loads(out)
+    assert code == 0 and data["match"] is True
+    assert data["fvcore"]["flops"] == data["flops"]
+
+
+def test_roadmap_flops_only_json(capsys):
+    code, out, _ = run(capsys, "roadmap", "--flops-only", "--json")
+    rows = json.loads(out)
+    steps = roadmap_steps()
+    assert code == 0 and len(rows) == 17
+    assert [r["name"] for r in rows] == [s.name for s in steps]
+    assert rows[4]["paper_gflops"] == 2.35
+    assert rows[16]["flops"] == complexity(presets()["convnext_t"]).flops
+    code, text, _ = run(capsys, "roadmap", "--flops-only")
+    assert "06-inverted-bottleneck" in text and "misprint" in text
+
+
+def test_space_json(capsys):
+    code, out, _ = run(capsys, "space", "small", "--budget", "2G", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["size"] == 16 and info["method"] == "exhaustive"
+    assert 0 < info["within_budget"] < 16
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["flops", "convnext_t", "kernel=4"], "kernel=4"),
+    (["flops", "convnext_t", "groups=5"], "groups=5"),
+    (["flops", "nonsense"], "'nonsense'"),
+    (["flops", "convnext_t", "colour=red"], "'colour'"),
+    (["space", "small", "--budget", "4.5 parsecs"], "'4.5 parsecs'"),
+    (["space", "small", "--budget", ""], "''"),
+    (["space", "missing.yaml"], "missing.yaml"),
+    (["flops", "convnext_t", "--resolution", "8"], "resolution 8"),
+    (["frobnicate"], "frobnicate"),
+])
+def test_user_errors_are_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_console_script_runs_without_traceback(tmp_path):
+    exe = Path(sys.executable).with_name("nas-convnext")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nas_convnext.cli"]
+    ok = subprocess.run(cmd + ["flops", "resnet50", "--json"], capture_output=True, text=True,
+                        cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert ok.returncode == 0 and json.loads(ok.stdout)["params"] == 25_557_032
+    bad = subprocess.run(cmd + ["space", "small", "--budget", "abc"], capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1

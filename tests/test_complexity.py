@@ -1,0 +1,123 @@
+"""Analytic complexity equals fvcore on the built model, matches the paper, parses budgets."""
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import pytest
+
+from nas_convnext import build_model, complexity, fit_width, parse_flops, presets
+from nas_convnext.complexity import fvcore_count, scale_width
+from nas_convnext.roadmap import roadmap_steps
+from nas_convnext.space import load_space, shipped_spaces
+
+
+@pytest.mark.parametrize("name", list(presets()))
+def test_analytic_equals_fvcore_on_presets(name):
+    arch = presets()[name]
+    want = fvcore_count(build_model(arch))
+    assert complexity(arch) == want
+
+
+def _random_designs(space_name: str, n: int, seed: int, max_flops: float = 10e9):
+    space = load_space(space_name)
+    rng = random.Random(seed)
+    out, seen = [], set()
+    while len(out) < min(n, space.size):
+        arch = space.sample(rng)
+        # Designs far beyond any budget (e.g. dense 11x11 convs 4096 wide) would need GBs of
+        # weights to build; the search never trains them, so the check skips them too.
+        if arch.key() in seen or complexity(arch).flops > max_flops:
+            continue
+        seen.add(arch.key())
+        out.append(arch)
+    return out
+
+
+def _check_random(space_name: str, n: int, seed: int):
+    for arch in _random_designs(space_name, n, seed):
+        got, want = complexity(arch), fvcore_count(build_model(arch))
+        assert got == want, arch
+
+
+@pytest.mark.parametrize("space_name", sorted(shipped_spaces()))
+def test_analytic_equals_fvcore_on_random_designs(space_name):
+    _check_random(space_name, n=6, seed=1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("space_name", sorted(shipped_spaces()))
+def test_analytic_equals_fvcore_on_100_random_designs(space_name):
+    _check_random(space_name, n=100, seed=2)
+
+
+def test_analytic_equals_fvcore_at_other_resolutions_and_classes():
+    arch = dataclasses.replace(presets()["resnet50"], stem="patchify", kernel=5)
+    for res, classes in ((64, 10), (97, 3)):
+        got = complexity(arch, resolution=res, num_classes=classes)
+        assert got == fvcore_count(build_model(arch, num_classes=classes), resolution=res)
+
+
+def test_roadmap_flops_match_the_paper():
+    for step in roadmap_steps():
+        c = complexity(step.arch)
+        if step.paper_note:  # step 15, BN -> LN: Table 10's 4.46 is known to be off
+            assert step.name.startswith("roadmap/15")
+            assert abs(c.gflops - step.paper_gflops) > 0.25
+            continue
+        # Table 10 counts conv and linear multiply-adds; fvcore's total adds norms and pooling.
+        assert abs(c.matmul_flops / 1e9 - step.paper_gflops) < 0.05, step.name
+        assert abs(c.gflops - step.paper_gflops) < 0.06, step.name
+        assert c.matmul_flops < c.flops
+
+
+def test_roadmap_ends_at_convnext_t():
+    steps = roadmap_steps()
+    assert steps[0].arch == presets()["resnet50"]
+    assert steps[-1].arch == presets()["convnext_t"]
+    assert len(steps) == 17 and [s.index for s in steps] == list(range(17))
+    assert steps[12].arch.kernel == 7  # GELU is applied to the kernel-7 model, not kernel-11
+
+
+@pytest.mark.parametrize("text", ["4.5GFLOPs", "4.5G", "4.5 GFLOPs", "4500MFLOPs", "4.5e9",
+                                  "4.5gflops", " 4.5 G "])
+def test_budget_forms(text):
+    assert parse_flops(text) == pytest.approx(4.5e9)
+
+
+@pytest.mark.parametrize("text", ["abc", "-1G", "0", "4.5 parsecs", "", "inf", "nan", "1e400"])
+def test_bad_budgets_name_the_string(text):
+    with pytest.raises(ValueError) as exc:
+        parse_flops(text)
+    assert repr(text) in str(exc.value)
+    assert "4.5GFLOPs" in str(exc.value)  # the accepted forms are shown
+
+
+def test_fit_width_is_widest_within_budget():
+    arch = presets()["convnext_t"]
+    fitted = fit_width(arch, "2GFLOPs")
+    assert fitted.width % 8 == 0
+    assert complexity(fitted).flops <= 2e9
+    assert complexity(dataclasses.replace(fitted, width=fitted.width + 8)).flops > 2e9
+    assert dataclasses.replace(arch, width=fitted.width) == fitted
+    # A budget above the design keeps growing the width.
+    assert fit_width(arch, "10G").width > arch.width
+
+
+def test_fit_width_keeps_group_rules():
+    rx = presets()["resnext50_32x4d"]
+    fitted = fit_width(rx, "2G")
+    assert fitted.width % 32 == 0 and complexity(fitted).flops <= 2e9
+    assert complexity(fitted.with_width(fitted.width + 32)).flops > 2e9
+
+
+def test_fit_width_refuses_impossible_budget():
+    with pytest.raises(ValueError, match="narrowest width"):
+        fit_width(presets()["resnet50"], "1MFLOPs")
+
+
+def test_scale_width_rounds_to_multiples_of_8():
+    arch = presets()["convnext_t"]
+    assert scale_width(arch, 0.25).width == 24
+    assert scale_width(arch, 0.3).width == 32  # 28.8 -> 32
+    assert scale_width(arch, 1.0) is arch

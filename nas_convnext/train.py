@@ -1,0 +1,246 @@
+"""One trial: train a design's proxy and report validation accuracy after every epoch.
+
+No Ray here: the search runs this function inside Ray Tune, the CLI runs it directly, and the
+tests run it on its own. The data lives in memory as uint8 tensors (on the GPU when there is
+one), batches are cut by indexing and augmented batch-wise on the device, so the loop's time
+goes to forward, backward and the optimizer step rather than to a data pipeline.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from .arch import Arch
+from .build import build_model
+from .complexity import scale_width
+from .plan import stage_sizes
+from .proxy import Proxy
+
+Report = Callable[[dict[str, Any]], None]
+STATUSES = ("completed", "stopped_early", "diverged", "error")
+
+
+@dataclass
+class TrialResult:
+    status: str                     # completed | diverged (stopped_early/error come from search)
+    epochs: int                     # epochs finished
+    top1: float = math.nan          # fractions 0..1, of the last good epoch
+    top5: float = math.nan
+    loss: float = math.nan          # mean training loss of the last good epoch
+    val_loss: float = math.nan
+    images_per_s: float = math.nan  # training images per second over the trial
+    elapsed_s: float = 0.0
+    compute_s: float = 0.0          # time in forward, backward and optimizer step
+    eval_s: float = 0.0
+    message: str = ""
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "history"}
+
+
+def check_resolution(arch: Arch, resolution: int) -> None:
+    """Refuse a resolution at which some stage's feature map would be empty."""
+    sizes = stage_sizes(arch, resolution)
+    if min(sizes) < 1:
+        need = resolution
+        while min(stage_sizes(arch, need)) < 1:
+            need += 1
+        raise ValueError(f"resolution {resolution} is too small for this design (stem "
+                         f"{arch.stem}): stage feature maps would be {sizes}; use at least {need}")
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def prepare(data, proxy: Proxy, seed: int, device: torch.device):
+    """The proxy's subset of the data at its resolution, moved to the device once."""
+    from .data import to_resolution
+
+    sub = data.subset(min(proxy.train_size, len(data.train_y)),
+                      min(proxy.val_size, len(data.val_y)), seed=seed)
+    tx = to_resolution(sub.train_x, proxy.resolution).to(device)
+    vx = to_resolution(sub.val_x, proxy.resolution).to(device)
+    return tx, sub.train_y.to(device), vx, sub.val_y.to(device)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
+    """Random crops (zero padding) and horizontal flips, per image, in one batched gather."""
+    b, _, h, w = x.shape
+    dev = x.device
+    xp = F.pad(x, (pad, pad, pad, pad))
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=gen).to(dev)
+    flip = (torch.rand(b, generator=gen) < 0.5).to(dev)
+    rows = oy[:, None] + torch.arange(h, device=dev)[None]
+    cols = ox[:, None] + torch.arange(w, device=dev)[None]
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    bi = torch.arange(b, device=dev)[:, None, None]
+    out = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]]
+    return out.permute(0, 3, 1, 2)
+
+
+def _normalise(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    x = x.float().div_(127.5).sub_(1.0)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
+
+
+def _lr_lambda(total: int, warmup: int) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def make_optimizer(model: torch.nn.Module, proxy: Proxy) -> torch.optim.Optimizer:
+    from timm.optim import create_optimizer_v2
+
+    # timm leaves norms, biases and layer scales out of weight decay, as the paper's code does.
+    kwargs = {"momentum": 0.9} if proxy.optimizer == "sgd" else {}
+    return create_optimizer_v2(model, proxy.optimizer, lr=proxy.scaled_lr,
+                               weight_decay=proxy.weight_decay, **kwargs)
+
+
+@torch.no_grad()
+def evaluate(model, vx, vy, batch: int, channels_last: bool, autocast) -> tuple[float, float, float]:
+    model.eval()
+    correct1 = correct5 = 0
+    loss_sum = 0.0
+    for i in range(0, len(vy), batch):
+        x = _normalise(vx[i:i + batch], channels_last)
+        y = vy[i:i + batch]
+        with autocast():
+            logits = model(x).float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+        k = min(5, logits.shape[1])
+        top = logits.topk(k, dim=1).indices
+        hit = top.eq(y[:, None])
+        correct1 += hit[:, 0].sum().item()
+        correct5 += hit.any(dim=1).sum().item()
+    n = len(vy)
+    return correct1 / n, correct5 / n, loss_sum / n
+
+
+def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | None = None,
+                threads: int | None = None, device: str | None = None,
+                max_epochs: int | None = None) -> TrialResult:
+    """Train `arch`'s proxy on `data`; call `report` with the metrics after every epoch.
+
+    A NaN or infinite loss ends the trial as `diverged` with the last good epoch's metrics;
+    it does not raise. `report` may raise to stop the trial (Ray Tune does so when ASHA
+    stops a trial); the exception propagates.
+    """
+    t_start = time.perf_counter()
+    check_resolution(arch, proxy.resolution)
+    dev = pick_device(device)
+    if threads is not None and dev.type == "cpu":
+        torch.set_num_threads(max(1, int(threads)))
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    tx, ty, vx, vy = prepare(data, proxy, seed, dev)
+    num_classes = int(data.num_classes)
+    in_chans = int(tx.shape[1])
+    cuda = dev.type == "cuda"
+    model = build_model(arch, num_classes=num_classes, width_mult=proxy.width_mult,
+                        in_chans=in_chans, drop_path_rate=proxy.drop_path).to(dev)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    opt = make_optimizer(model, proxy)
+    epochs = min(proxy.epochs, max_epochs) if max_epochs else proxy.epochs
+    bs = min(proxy.batch_size, len(ty))
+    steps_per_epoch = len(ty) // bs
+    total = steps_per_epoch * epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, _lr_lambda(total, max(1, int(proxy.warmup_frac * total))))
+    mixer = None
+    if proxy.mixup > 0 or proxy.cutmix > 0:
+        from timm.data import Mixup
+
+        mixer = Mixup(mixup_alpha=proxy.mixup, cutmix_alpha=proxy.cutmix,
+                      label_smoothing=proxy.label_smoothing, num_classes=num_classes)
+    if cuda:
+        def autocast():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+    else:
+        import contextlib
+
+        def autocast():
+            return contextlib.nullcontext()
+
+    result = TrialResult(status="completed", epochs=0)
+    compute_s = eval_s = 0.0
+    images = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        perm = torch.randperm(len(ty), generator=gen).to(dev)
+        loss_sum, seen, diverged = 0.0, 0, False
+        for s in range(steps_per_epoch):
+            idx = perm[s * bs:(s + 1) * bs]
+            x, y = tx[idx], ty[idx]
+            if proxy.augment:
+                x = _augment(x, gen)
+            x = _normalise(x, cuda)
+            if mixer is not None:
+                x, target = mixer(x, y)
+            if cuda:
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            with autocast():
+                logits = model(x)
+            if mixer is not None:
+                loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+            else:
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=proxy.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            lv = loss.item()  # synchronises, so the timing below is honest on GPU too
+            compute_s += time.perf_counter() - t0
+            if not math.isfinite(lv):
+                diverged = True
+                break
+            loss_sum += lv * len(y)
+            seen += len(y)
+            images += len(y)
+        if diverged:
+            result.status = "diverged"
+            result.message = f"loss became {lv} in epoch {epoch}, step {s + 1}"
+            break
+        t0 = time.perf_counter()
+        top1, top5, val_loss = evaluate(model, vx, vy, 512, cuda, autocast)
+        eval_s += time.perf_counter() - t0
+        if not math.isfinite(val_loss):
+            result.status = "diverged"
+            result.message = f"validation loss became {val_loss} in epoch {epoch}"
+            break
+        elapsed = time.perf_counter() - t_start
+        metrics = {"epoch": epoch, "top1": top1, "top5": top5, "loss": loss_sum / max(1, seen),
+                   "val_loss": val_loss, "images_per_s": images / max(1e-9, elapsed),
+                   "elapsed_s": elapsed, "compute_s": compute_s, "eval_s": eval_s}
+        result.history.append(metrics)
+        result.epochs, result.top1, result.top5 = epoch, top1, top5
+        result.loss, result.val_loss = metrics["loss"], val_loss
+        result.images_per_s = metrics["images_per_s"]
+        if report is not None:
+            report(dict(metrics))
+    result.elapsed_s = time.perf_counter() - t_start
+    result.compute_s, result.eval_s = compute_s, eval_s
+    if images:
+        result.images_per_s = images / result.elapsed_s
+    return result
+
+
+def proxy_arch(arch: Arch, proxy: Proxy) -> Arch:
+    """The design as the proxy trains it (its width scaled and kept valid)."""
+    return scale_width(arch, proxy.width_mult)

@@ -165,6 +165,54 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- search -----
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import SearchConfig, parse_duration, run_search
+
+    if args.resume is None and args.budget is None:
+        raise ValueError("--budget is required (e.g. --budget 4.5GFLOPs), unless you --resume a run")
+    cfg = SearchConfig(
+        budget=args.budget if args.budget is not None else 1.0, space=args.space,
+        trials=args.trials, sampler=args.sampler, scheduler=args.scheduler,
+        time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
+        proxy=args.proxy, epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
+        concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
+        address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
+        fit_width=args.fit_width)
+    out = run_search(cfg, resume_dir=args.resume)
+    return _finish_search(out)
+
+
+def _finish_search(out) -> int:
+    import math
+
+    df = out.table
+    print(f"\nresults: {out.run_dir}/ (trials.parquet, trials.csv, run.json, study.db)")
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    print("trials: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "none"))
+    ok = df[(df["status"] == "completed") & df["top1"].map(lambda v: math.isfinite(v))]
+    if len(ok):
+        print("best designs by proxy top-1 (completed trials):")
+        best = ok.sort_values(["top1", "flops"], ascending=[False, True]).head(5)
+        for _, r in best.iterrows():
+            ref = f" [{r['reference']}]" if r["reference"] else ""
+            print(f"  top1 {r['top1']:.3f}  {r['flops'] / 1e9:.2f} GFLOPs{ref}  "
+                  f"{r['stem']} depths={r['depths']} width={r['width']} "
+                  f"expansion={r['expansion']:g} groups={r['groups']} kernel={r['kernel']} "
+                  f"{r['spatial_conv']} {r['act']} activations={r['activations']} "
+                  f"norm={r['norm']} norms={r['norms']} downsample={r['downsample']}")
+    if out.interrupted:
+        print(f"\nstopped; to finish the run: {out.resume_command}")
+        return 130
+    if len(df) and (df["status"] == "error").all():
+        errors = df["error"].value_counts().head(3)
+        summary = "; ".join(f"{n}x {msg}" for msg, n in errors.items())
+        print(f"nas-convnext: error: every trial failed: {summary}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nas-convnext", description="Search the ConvNeXt design space under a "
                 "FLOP budget, and ask whether ConvNeXt's choices pay off.")
@@ -196,6 +244,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_space)
+
+    s = sub.add_parser("search", help="search a design space under a FLOP budget (the main job)")
+    s.add_argument("--budget", type=_budget, default=None, help="FLOP ceiling, e.g. 4.5GFLOPs")
+    s.add_argument("--space", default="convnext", help="shipped space name or YAML file")
+    s.add_argument("--trials", type=_nonneg_int, default=24,
+                   help="designs to search, besides ConvNeXt-T and ResNet-50 (default 24)")
+    s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m")
+    s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe")
+    s.add_argument("--scheduler", choices=("asha", "none"), default="asha")
+    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
+    s.add_argument("--dataset", default="synthetic",
+                   help="synthetic, idx, cifar10, cifar100, imagefolder")
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--concurrency", type=_positive_int, default=None)
+    s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0)
+    s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--name", default=None, help="run folder name under results/")
+    s.add_argument("--address", default=None, help="join a Ray cluster: auto, HOST:PORT, ray://...")
+    s.add_argument("--storage-path", default=None, help="where Ray keeps the experiment")
+    s.add_argument("--results-dir", default="results", help=argparse.SUPPRESS)
+    s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
+                   help="narrow designs over the budget until they fit (default on)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an earlier run")
+    s.set_defaults(func=cmd_search)
     return p
 
 
@@ -206,6 +280,42 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if v <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    v = _float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
+    return v
+
+
+def _nonneg_float(text: str) -> float:
+    v = _float(text)
+    if not v >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return v
+
+
+def _float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return v
 
 

@@ -50,7 +50,7 @@ DATASETS: tuple[str, ...] = ("synthetic", "idx", "cifar10", "cifar100", "imagefo
 
 #: Bump whenever ``generate_synthetic`` would produce different pixels for the
 #: same settings: it is part of the cache key, so stale caches are never reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 4
 
 #: Bump when the image-folder decoding (resize, crop, split) changes.
 IMAGEFOLDER_CACHE_VERSION = 1
@@ -537,23 +537,28 @@ def _draw_scene(labels: torch.Tensor, gen: torch.Generator) -> dict[str, torch.T
     # Foreground texture and its two colours; a per-channel offset of 0.3..0.7
     # (mod 1) guarantees visible texture contrast whatever colour was drawn.
     for prefix in ("fg_", "bg_"):
-        scene[prefix + "period"] = _uniform(gen, 3.6, 6.0, n)
+        scene[prefix + "period"] = _uniform(gen, 7.0, 11.0, n)
         scene[prefix + "theta"] = _uniform(gen, 0.0, math.pi, n)
         scene[prefix + "phase1"] = _uniform(gen, 0.0, 2 * math.pi, n)
         scene[prefix + "phase2"] = _uniform(gen, 0.0, 2 * math.pi, n)
     scene["colour_a"] = torch.rand((n, 3), generator=gen)
-    scene["colour_b"] = (scene["colour_a"] + _uniform(gen, 0.3, 0.7, n, 3)) % 1.0
+    # The second colour is a much darker or lighter shade of the first: the pattern always
+    # shows as a strong luminance contrast, while its hue carries no class information.
+    shade = torch.where(torch.rand((n, 1), generator=gen) < 0.5,
+                        _uniform(gen, 0.15, 0.35, n, 1), _uniform(gen, 1.8, 2.6, n, 1))
+    scene["colour_b"] = (scene["colour_a"] * 0.6 + 0.2) * shade
+    scene["colour_b"] = scene["colour_b"].clamp(0.0, 1.0)
     # Background: flat colour, a lighting gradient and a faint texture of any
     # family (so "which texture is present" alone does not give the class).
     scene["bg_texture"] = torch.randint(0, n_textures, (n,), generator=gen)
     scene["bg_colour"] = torch.rand((n, 3), generator=gen)
-    scene["bg_contrast"] = _uniform(gen, 0.05, 0.2, n)
+    scene["bg_contrast"] = _uniform(gen, 0.0, 0.05, n)
     scene["grad_angle"] = _uniform(gen, 0.0, 2 * math.pi, n)
-    scene["grad_amp"] = _uniform(gen, 0.0, 0.25, n)
+    scene["grad_amp"] = _uniform(gen, 0.0, 0.1, n)
     # The large shape.
-    scene["radius"] = _uniform(gen, 8.0, 10.5, n)
-    scene["cx"] = 16 + _uniform(gen, -4.0, 4.0, n)
-    scene["cy"] = 16 + _uniform(gen, -4.0, 4.0, n)
+    scene["radius"] = _uniform(gen, 9.5, 12.0, n)
+    scene["cx"] = 16 + _uniform(gen, -3.0, 3.0, n)
+    scene["cy"] = 16 + _uniform(gen, -3.0, 3.0, n)
     scene["rot"] = _uniform(gen, 0.0, math.pi / 2, n)
     # Global photometric nuisances.
     scene["contrast"] = _uniform(gen, 0.6, 1.1, n)
@@ -584,7 +589,7 @@ def _texture(
     freq = 2 * math.pi / p("period")
     c, s = torch.cos(p("theta")), torch.sin(p("theta"))
     # Speckle: random blocks about 1.5 units wide, i.e. fine but irregular.
-    cells = max(2, round(res / (1.5 * scale)))
+    cells = max(2, round(res / (3.5 * scale)))
     noise = torch.rand((n, 1, cells, cells), generator=pixel_gen)
     out = torch.empty((n, res, res))
     for f, name in enumerate(SYNTHETIC_TEXTURES):
@@ -658,7 +663,7 @@ def _render(scene: dict[str, torch.Tensor], res: int, pixel_gen: torch.Generator
 
     img = torch.lerp(bg, img, mask)
     img = (img - 0.5) * scene["contrast"].view(n, 1, 1, 1) + 0.5 + scene["brightness"].view(n, 1, 1, 1)
-    img += 0.06 * torch.randn((n, 3, res, res), generator=pixel_gen)
+    img += 0.03 * torch.randn((n, 3, res, res), generator=pixel_gen)
     return img.clamp_(0.0, 1.0).mul_(255).round_().to(torch.uint8)
 
 

@@ -195,12 +195,14 @@ class DesignSpace:
             info["within_budget_share"] = within / len(flops) if flops else 0.0
         return info
 
-    def smallest_flops(self, resolution: int = 224) -> int:
-        """The cheapest design's FLOPs, from the narrowest/shallowest choices where possible."""
+    def cheapest(self, resolution: int = 224) -> Arch:
+        """The design with the fewest FLOPs (exhaustive, or the cheapest of many samples)."""
         if self.size <= EXHAUSTIVE_LIMIT:
-            return min(complexity(a, resolution).flops for a in self.enumerate())
-        rng = random.Random(0)
-        return min(complexity(self.sample(rng), resolution).flops for _ in range(SAMPLE_ESTIMATE))
+            designs = self.enumerate()
+        else:
+            rng = random.Random(0)
+            designs = (self.sample(rng) for _ in range(SAMPLE_ESTIMATE))
+        return min(designs, key=lambda a: complexity(a, resolution).flops)
 
 
 def shipped_spaces() -> dict[str, Path]:

@@ -1,0 +1,230 @@
+"""A run's folder: the trials table, run.json and the lock that keeps two searches apart.
+
+Everything here is written to a temporary name in the same folder and renamed into place, so a
+crash or a full disk leaves the last good file intact, never a half-written one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import re
+import socket
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .arch import FIELD_NAMES
+
+RESULTS_DIR = Path("results")
+TABLE = "trials.parquet"
+TABLE_CSV = "trials.csv"
+RUN_JSON = "run.json"
+LOCK = ".lock"
+STATUSES = ("completed", "stopped_early", "diverged", "error")
+METRIC_COLUMNS = ["trial_id", "order", "reference", "fitted", "flops", "params", "status",
+                  "epochs", "top1", "top5", "loss", "wall_s", "images_per_s", "node_id",
+                  "optuna_number", "proxy_width", "seed", "error"]
+COLUMNS = [*FIELD_NAMES, *METRIC_COLUMNS]
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_name(name: str) -> str:
+    """A run name that stays inside the results folder: letters, digits, '.', '_', '-'."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise ValueError(f"run name {name!r} is not allowed: use 1-128 letters, digits, '.', "
+                         "'_' or '-', starting with a letter or digit (no path separators)")
+    return name
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(list(rows))
+    for col in COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.Series(dtype="object")
+    extra = [c for c in df.columns if c not in COLUMNS]
+    df = df[COLUMNS + extra]
+    for col in ("flops", "params", "epochs", "order", "width", "kernel"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    for col in ("top1", "top5", "loss", "wall_s", "images_per_s", "expansion", "layer_scale"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in ("reference", "error", "node_id", "status", "trial_id"):
+        df[col] = df[col].fillna("").astype(str)
+    df["fitted"] = df["fitted"].fillna(False).astype(bool)
+    return df
+
+
+def write_table(run_dir: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Write trials.parquet and trials.csv (atomically), sorted by the order trials started."""
+    df = rows_to_frame(rows)
+    if len(df):
+        df = df.sort_values("order", kind="stable").reset_index(drop=True)
+    buf = df.to_parquet(index=False)
+    atomic_write_bytes(run_dir / TABLE, buf)
+    atomic_write_text(run_dir / TABLE_CSV, df.to_csv(index=False))
+    return df
+
+
+def read_table(run_dir: Path) -> pd.DataFrame:
+    """The trials table, with an error naming the file when it is damaged."""
+    path = Path(run_dir) / TABLE
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist: is {run_dir} a nas-convnext run folder?")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise ValueError(f"{path} is damaged and cannot be read ({type(exc).__name__}); "
+                         f"{Path(run_dir) / TABLE_CSV} may still hold the trials") from None
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {missing}: it was not written by this "
+                         "version of nas-convnext")
+    bad = sorted(set(df["status"]) - set(STATUSES))
+    if bad:
+        raise ValueError(f"{path} has unknown status value(s) {bad}: expected {list(STATUSES)}")
+    return df
+
+
+def package_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("nas-convnext", "torch", "torchvision", "timm", "optuna", "ray", "fvcore",
+                 "pandas", "numpy", "pyarrow"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def machine_info() -> dict[str, Any]:
+    info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.machine(),
+                            "cpus": os.cpu_count(), "hostname": socket.gethostname()}
+    try:
+        import torch
+
+        info["cuda"] = torch.cuda.is_available()
+        if info["cuda"]:
+            info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    except Exception:  # noqa: BLE001 - information only
+        pass
+    return info
+
+
+def write_run_json(run_dir: Path, data: dict[str, Any]) -> None:
+    atomic_write_text(Path(run_dir) / RUN_JSON, json.dumps(_plain(data), indent=2) + "\n")
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / RUN_JSON
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: without it the run's settings are unknown, so it "
+                         "cannot be resumed (its tables can still be analysed)")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is damaged ({exc.__class__.__name__}); "
+                         "restore it or start a new run") from None
+    if not isinstance(data, dict) or "config" not in data:
+        raise ValueError(f"{path} holds no 'config': it was not written by nas-convnext search")
+    return data
+
+
+def _plain(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+class RunLock:
+    """An exclusive lock on a run folder, so two searches never write the same table."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK
+        self.held = False
+
+    def acquire(self) -> "RunLock":
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                pid = _read_pid(self.path)
+                if pid is not None and _alive(pid):
+                    raise ValueError(f"{self.path.parent} is in use by another search "
+                                     f"(process {pid}); wait for it or choose another --name")
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(f"{os.getpid()}\n{socket.gethostname()}\n")
+            self.held = True
+            return self
+        raise ValueError(f"could not lock {self.path.parent}")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        lines = path.read_text().split()
+        if len(lines) >= 2 and lines[1] != socket.gethostname():
+            return -1  # another machine's lock: treat as alive
+        return int(lines[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    if pid == -1:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def command_line() -> list[str]:
+    return [Path(sys.argv[0]).name, *sys.argv[1:]]

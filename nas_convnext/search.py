@@ -1,0 +1,676 @@
+"""The search: Optuna proposes designs, Ray Tune trains them as proxy trials, the table records all.
+
+Optuna owns the proposals (a seeded sampler, two objectives: proxy top-1 up, GFLOPs down, the
+budget as a constraint set with `trial.set_constraint`); Ray Tune owns the execution (resources,
+concurrency, ASHA, clusters). The bridge is `StudySearcher`, a Ray Tune Searcher that asks the
+study for designs and tells it the outcomes itself, so that trials stopped early are reported
+to Optuna as pruned, not as finished results. `TableWriter`, a Tune callback in the driver,
+writes the trials table after every finished trial, so a crash loses at most the trials in
+flight, and a resumed run skips every design already in the table.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .arch import Arch, presets
+from .complexity import complexity, fit_width, parse_flops, scale_width
+from .proxy import Proxy, get_proxy, proxy_from_dict
+from .results import (RESULTS_DIR, RunLock, check_run_name, command_line, machine_info,
+                      package_versions, read_run_json, read_table, write_run_json, write_table)
+from .space import DesignSpace, load_space
+
+SAMPLERS = ("tpe", "nsga2", "random", "grid")
+SCHEDULERS = ("asha", "none")
+REFERENCES = ("convnext_t", "resnet50")
+GRID_LIMIT = 10_000
+STUDY_FILE = "study.db"
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    budget: float
+    space: str = "convnext"
+    trials: int = 24                   # searched designs, besides the reference points
+    time_budget_s: float | None = None
+    sampler: str = "tpe"
+    scheduler: str = "asha"
+    proxy: str = "cpu"
+    epochs: int | None = None          # overrides the proxy's epochs
+    dataset: str = "synthetic"
+    data_dir: str | None = None
+    concurrency: int | None = None     # None: as many as the resources allow
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    seed: int = 0
+    name: str | None = None
+    address: str | None = None
+    storage_path: str | None = None
+    results_dir: str = str(RESULTS_DIR)
+    fit_width: bool = True
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"--sampler {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"--scheduler {self.scheduler!r}: expected one of "
+                             f"{', '.join(SCHEDULERS)}")
+        if not isinstance(self.trials, int) or self.trials < 0 or self.trials > 100_000:
+            raise ValueError(f"--trials {self.trials!r}: expected an integer from 0 to 100000")
+        if self.concurrency is not None and self.concurrency < 1:
+            raise ValueError(f"--concurrency {self.concurrency!r}: expected a positive integer")
+        if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
+            raise ValueError(f"--cpus-per-trial {self.cpus_per_trial!r}: expected a positive number")
+        if not (self.gpus_per_trial >= 0 and math.isfinite(self.gpus_per_trial)):
+            raise ValueError(f"--gpus-per-trial {self.gpus_per_trial!r}: expected a number >= 0")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"--time-budget {self.time_budget_s!r}: expected a positive duration")
+        if self.name is not None:
+            check_run_name(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_duration(text: str) -> float:
+    """'30m', '90s', '1.5h', '2h30m' or plain seconds, in seconds."""
+    import re
+
+    s = str(text).strip().lower()
+    if re.fullmatch(r"[0-9]*\.?[0-9]+", s):
+        value = float(s)
+    else:
+        parts = re.findall(r"([0-9]*\.?[0-9]+)\s*([hms])", s)
+        if not parts or re.sub(r"([0-9]*\.?[0-9]+)\s*([hms])", "", s).strip():
+            raise ValueError(f"duration {text!r} is not understood: expected e.g. 30m, 90s, "
+                             "1.5h or 2h30m")
+        value = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"duration {text!r} must be positive")
+    return value
+
+
+# ----- planning: what will be trained -----
+@dataclass(frozen=True)
+class Candidate:
+    arch: Arch
+    flops: int
+    params: int
+    fitted: bool
+    reference: str = ""
+
+
+def within_budget(arch: Arch, budget: float, fit: bool) -> Candidate | None:
+    """The design as it will be trained, or None when it cannot meet the budget."""
+    c = complexity(arch)
+    if c.flops <= budget:
+        return Candidate(arch, c.flops, c.params, False)
+    if not fit:
+        return None
+    try:
+        narrowed = fit_width(arch, budget)
+    except ValueError:
+        return None
+    c = complexity(narrowed)
+    return Candidate(narrowed, c.flops, c.params, True)
+
+
+def reference_candidates(budget: float) -> list[Candidate]:
+    out = []
+    for name in REFERENCES:
+        cand = within_budget(presets()[name], budget, fit=True)
+        if cand is not None:
+            out.append(dataclasses.replace(cand, reference=name))
+    return out
+
+
+def check_budget(space: DesignSpace, budget: float, fit: bool) -> None:
+    """Refuse, before anything starts, a budget that no design of the space can meet."""
+    cheapest = space.cheapest()
+    smallest = complexity(cheapest).flops
+    if smallest <= budget:
+        return
+    if fit and within_budget(cheapest, budget, fit=True) is not None:
+        return
+    raise ValueError(f"budget {budget / 1e9:.3f} GFLOPs is below the smallest design of space "
+                     f"{space.name!r} ({smallest / 1e9:.3f} GFLOPs"
+                     f"{', even with its width narrowed' if fit else ''}): raise the budget")
+
+
+def make_sampler(name: str, seed: int, space: DesignSpace):
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True,
+                                          n_startup_trials=10)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if space.size > GRID_LIMIT:
+        raise ValueError(f"--sampler grid needs a small space: {space.name!r} has "
+                         f"{space.size:,} designs (at most {GRID_LIMIT:,}); use tpe, nsga2 or random")
+    from .space import label
+
+    grid = {k: [label(v) for v in vals] for k, vals in space.dimensions.items()}
+    return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+# ----- status of a finished trial -----
+def trial_status(result: dict[str, Any] | None, error: bool, planned_epochs: int) -> str:
+    if error:
+        return "error"
+    result = result or {}
+    if result.get("status") == "diverged":
+        return "diverged"
+    if int(result.get("epoch", 0) or 0) < planned_epochs:
+        return "stopped_early"
+    return "completed"
+
+
+def _searcher_class():
+    """`StudySearcher`: a Ray Tune Searcher over an Optuna study (built lazily: Ray is heavy)."""
+    import optuna
+    from optuna.trial import TrialState
+    from ray.tune.search import Searcher
+
+    class _StudySearcher(Searcher):
+        def __init__(self, study, space: DesignSpace, budget: float, fit: bool,
+                     trials: int, pending: list[Candidate], done: dict[str, dict],
+                     base_config: dict[str, Any], planned_epochs: int, already: int):
+            super().__init__(metric="top1", mode="max")
+            self.study, self.space, self.budget, self.fit = study, space, budget, fit
+            self.trials, self.pending, self.done = trials, list(pending), dict(done)
+            self.base, self.planned_epochs = base_config, planned_epochs
+            self.asked = already            # searched designs proposed so far (incl. resumed)
+            self.live: dict[str, Any] = {}  # tune trial id -> optuna trial
+            self.configs: dict[str, dict[str, Any]] = {}
+            self.in_flight: set[str] = set()
+            self.order = base_config.get("order_start", 0)
+            self.exhausted = False
+
+        def save(self, checkpoint_path: str) -> None:
+            pass  # the study (sqlite) and the trials table are the state; see run_search
+
+        def restore(self, checkpoint_path: str) -> None:
+            pass
+
+        def _config(self, trial_id: str, cand: Candidate, number: int | None) -> dict[str, Any]:
+            self.order += 1
+            self.in_flight.add(cand.arch.key())
+            cfg = {**self.base, "arch": cand.arch.to_row(), "flops": cand.flops,
+                   "params": cand.params, "fitted": cand.fitted, "reference": cand.reference,
+                   "optuna_number": number, "order": self.order}
+            self.configs[trial_id] = cfg
+            return cfg
+
+        def suggest(self, trial_id: str):
+            if self.pending:
+                return self._config(trial_id, self.pending.pop(0), None)
+            if self.asked >= self.trials or self.exhausted:
+                return Searcher.FINISHED
+            for _ in range(500):
+                t = self.study.ask()
+                try:
+                    arch = self.space.suggest(t)
+                except ValueError as exc:          # a combination that breaks a group rule
+                    t.set_user_attr("invalid", str(exc))
+                    self.study.tell(t, state=TrialState.FAIL)
+                    continue
+                cand = within_budget(arch, self.budget, self.fit)
+                if cand is None:
+                    flops = complexity(arch).flops
+                    t.set_constraint("flops_over_budget", (flops - self.budget) / 1e9)
+                    self.study.tell(t, [0.0, flops / 1e9])
+                    continue
+                key = cand.arch.key()
+                t.set_constraint("flops_over_budget", (cand.flops - self.budget) / 1e9)
+                t.set_user_attr("fitted", cand.fitted)
+                t.set_user_attr("width", cand.arch.width)
+                if key in self.done:               # already trained: tell its outcome again
+                    self._tell(t, self.done[key])
+                    continue
+                if key in self.in_flight:          # being trained now: nothing to learn yet
+                    t.set_user_attr("duplicate", True)
+                    self.study.tell(t, state=TrialState.FAIL)
+                    continue
+                self.live[trial_id] = t
+                self.asked += 1
+                return self._config(trial_id, cand, t.number)
+            # The sampler keeps proposing designs that exist already: the space is exhausted.
+            self.exhausted = True
+            return Searcher.FINISHED
+
+        def _tell(self, t, outcome: dict[str, Any]) -> None:
+            status = outcome["status"]
+            if status == "completed":
+                self.study.tell(t, [float(outcome["top1"]), outcome["flops"] / 1e9])
+            elif status == "diverged":
+                self.study.tell(t, [0.0, outcome["flops"] / 1e9])
+            elif status == "stopped_early":
+                self.study.tell(t, state=TrialState.PRUNED)
+            else:
+                self.study.tell(t, state=TrialState.FAIL)
+
+        def on_trial_complete(self, trial_id: str, result=None, error: bool = False):
+            t = self.live.pop(trial_id, None)
+            cfg = self.configs.pop(trial_id, {})
+            arch_row = cfg.get("arch")
+            status = trial_status(result, error, self.planned_epochs)
+            outcome = {"status": status, "top1": (result or {}).get("top1", math.nan),
+                       "flops": cfg.get("flops", 0)}
+            if arch_row is not None:
+                key = Arch.from_row(arch_row).key()
+                self.in_flight.discard(key)
+                if status != "error":
+                    self.done[key] = outcome
+            if t is not None:
+                if status == "completed" and not math.isfinite(float(outcome["top1"])):
+                    status = outcome["status"] = "error"
+                self._tell(t, outcome)
+
+    return _StudySearcher
+
+
+# ----- the trainable (runs in Ray workers) -----
+def trainable(config: dict[str, Any], data=None) -> None:
+    import ray
+    from ray import tune
+
+    from .train import train_trial
+
+    arch = Arch.from_row(config["arch"])
+    proxy = proxy_from_dict(config["proxy"])
+    node = ray.get_runtime_context().get_node_id()
+    _maybe_inject_fault(config)
+
+    def report(metrics: dict[str, Any]) -> None:
+        _maybe_inject_fault(config, metrics["epoch"])
+        tune.report({**metrics, "node_id": node, "status": "running"})
+
+    result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
+                         threads=max(1, int(config["cpus_per_trial"])))
+    if result.status == "diverged":
+        last = result.history[-1] if result.history else {}
+        tune.report({"epoch": result.epochs, "top1": last.get("top1", 0.0),
+                     "top5": last.get("top5", math.nan), "loss": last.get("loss", math.nan),
+                     "images_per_s": result.images_per_s, "elapsed_s": result.elapsed_s,
+                     "node_id": node, "status": "diverged", "message": result.message})
+
+
+def _maybe_inject_fault(config: dict[str, Any], epoch: int = 0) -> None:
+    """Test hook: NAS_CONVNEXT_FAULT="raise:K" or "kill:K" fails the trial whose order is K."""
+    spec = config.get("fault") or ""
+    if not spec:
+        return
+    kind, _, which = spec.partition(":")
+    if str(config.get("order")) != which or epoch != 1:
+        return
+    if kind == "raise":
+        raise RuntimeError(f"injected failure in trial {which}")
+    if kind == "kill":
+        os.kill(os.getpid(), 9)
+
+
+# ----- the driver -----
+def default_run_name(space: DesignSpace, budget: float) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{space.name}-{budget / 1e9:g}G"
+
+
+def _init_ray(cfg: SearchConfig) -> bool:
+    """Start (or join) Ray; returns whether we started it and so must shut it down."""
+    import logging
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "log_to_driver": False, "configure_logging": True}
+    if cfg.address:
+        ray.init(address=cfg.address, **kwargs)
+    else:
+        ray.init(**kwargs)
+    return True
+
+
+def check_resources(cfg: SearchConfig) -> None:
+    """Refuse, before anything runs, a trial that asks for more than the cluster has."""
+    import ray
+
+    total = ray.cluster_resources()
+    cpus, gpus = total.get("CPU", 0.0), total.get("GPU", 0.0)
+    if cfg.cpus_per_trial > cpus:
+        raise ValueError(f"--cpus-per-trial {cfg.cpus_per_trial:g} is more than the cluster's "
+                         f"{cpus:g} CPUs")
+    if cfg.gpus_per_trial > gpus:
+        raise ValueError(f"--gpus-per-trial {cfg.gpus_per_trial:g} is more than the cluster's "
+                         f"{gpus:g} GPUs")
+
+
+def _row(config: dict[str, Any], result: dict[str, Any] | None, status: str, error: str,
+         wall_s: float, trial_id: str) -> dict[str, Any]:
+    result = result or {}
+    top1 = result.get("top1", math.nan) if status != "error" else math.nan
+    if status == "diverged" and not result.get("epoch"):
+        top1 = math.nan
+    return {**config["arch"], "trial_id": trial_id, "order": config["order"],
+            "reference": config["reference"], "fitted": config["fitted"],
+            "flops": config["flops"], "params": config["params"], "status": status,
+            "epochs": int(result.get("epoch", 0) or 0), "top1": top1,
+            "top5": result.get("top5", math.nan) if status != "error" else math.nan,
+            "loss": result.get("loss", math.nan), "wall_s": wall_s,
+            "images_per_s": result.get("images_per_s", math.nan),
+            "node_id": result.get("node_id", ""), "optuna_number": config["optuna_number"],
+            "proxy_width": scale_width(Arch.from_row(config["arch"]),
+                                       config["proxy"]["width_mult"]).width,
+            "seed": config["seed"], "error": error or result.get("message", "")}
+
+
+def _callback_class():
+    from ray.tune import Callback
+
+    class TableWriter(Callback):
+        def __init__(self, run_dir: Path, rows: list[dict[str, Any]], planned_epochs: int,
+                     progress: "Progress"):
+            self.run_dir, self.rows, self.planned = run_dir, rows, planned_epochs
+            self.progress = progress
+            self.started: dict[str, float] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            self.started[trial.trial_id] = time.time()
+            self.progress.update(trials)
+
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.progress.update(trials)
+
+        def _finish(self, trial, error_text: str, error: bool, trials) -> None:
+            result = trial.last_result or {}
+            status = trial_status(result, error, self.planned)
+            wall = time.time() - self.started.get(trial.trial_id, time.time())
+            row = _row(trial.config, result, status, error_text, wall, trial.trial_id)
+            self.rows.append(row)
+            write_table(self.run_dir, self.rows)
+            self.progress.finished(row, trials)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            self._finish(trial, "", False, trials)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            self._finish(trial, _error_text(trial), True, trials)
+
+    return TableWriter
+
+
+def _error_text(trial) -> str:
+    text = ""
+    try:
+        text = trial.get_error() or ""
+    except Exception:  # noqa: BLE001
+        pass
+    lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
+    if not lines:
+        return "the trial failed (its worker process died or was killed)"
+    # The last line of a traceback names the exception; worker deaths say so in their text.
+    for ln in reversed(lines):
+        if "Error" in ln or "died" in ln or "killed" in ln.lower():
+            return ln[:500]
+    return lines[-1][:500]
+
+
+class Progress:
+    """A live status line (or one line per finished trial when not on a terminal)."""
+
+    def __init__(self, total: int, start: float, time_budget: float | None, stream=None):
+        self.total, self.start, self.time_budget = total, start, time_budget
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.done = 0
+        self.running = 0
+        self.best: tuple[float, str] | None = None
+        self.durations: list[float] = []
+        self.concurrency = 1
+
+    def update(self, trials) -> None:
+        self.running = sum(1 for t in trials if t.status == "RUNNING")
+        self.concurrency = max(self.concurrency, self.running)
+        if self.tty:
+            self._line(end="\r")
+
+    def finished(self, row: dict[str, Any], trials) -> None:
+        self.done += 1
+        self.durations.append(row["wall_s"])
+        top1 = row["top1"]
+        if row["status"] == "completed" and isinstance(top1, float) and math.isfinite(top1):
+            if self.best is None or top1 > self.best[0]:
+                self.best = (top1, _short(row))
+        self.running = sum(1 for t in trials if t.status == "RUNNING")
+        shown = f"{top1:.3f}" if isinstance(top1, float) and math.isfinite(top1) else "-"
+        msg = (f"[{self.done}/{self.total}] {row['status']:<13} top1 {shown:>5}  "
+               f"{row['flops'] / 1e9:.2f} GFLOPs  {row['wall_s']:.0f}s  {_short(row)}")
+        if self.tty:
+            self.stream.write("\r\033[K")
+        self.stream.write(msg + "\n")
+        if self.tty:
+            self._line(end="\r")
+        self.stream.flush()
+
+    def eta(self) -> float | None:
+        if not self.durations:
+            return None
+        left = max(0, self.total - self.done)
+        avg = sum(self.durations) / len(self.durations)
+        est = left * avg / max(1, self.concurrency)
+        if self.time_budget is not None:
+            est = min(est, max(0.0, self.time_budget - (time.time() - self.start)))
+        return est
+
+    def _line(self, end: str) -> None:
+        elapsed = time.time() - self.start
+        best = f"best {self.best[0]:.3f} ({self.best[1]})" if self.best else "best -"
+        eta = self.eta()
+        left = f"~{eta / 60:.1f} min left" if eta is not None else "time left: estimating"
+        self.stream.write(f"\033[K{self.done}/{self.total} done, {self.running} running, "
+                          f"{elapsed / 60:.1f} min, {left}, {best}"[:200] + end)
+        self.stream.flush()
+
+
+def _short(row: dict[str, Any]) -> str:
+    ref = f"[{row['reference']}] " if row.get("reference") else ""
+    return (f"{ref}{row['stem']} d{row['depths']} w{row['width']} e{row['expansion']:g} "
+            f"g{row['groups']} k{row['kernel']} {row['spatial_conv']} {row['act']} "
+            f"{row['activations']}-act {row['norm']}/{row['norms']} {row['downsample']}-ds")
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: Path
+    table: Any                 # pandas DataFrame
+    interrupted: bool
+    resume_command: str
+
+
+def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
+               fault: str = "", on_start: Callable[[Path], None] | None = None) -> SearchOutcome:
+    """Run (or resume) a search; returns the run folder and its table."""
+    import optuna
+
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        meta = read_run_json(run_dir)
+        cfg = SearchConfig(**{**meta["config"], **_resume_overrides(cfg)})
+        prior = read_table(run_dir) if (run_dir / "trials.parquet").exists() else None
+    else:
+        meta, prior = None, None
+    space = load_space(cfg.space)
+    proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
+    check_budget(space, cfg.budget, cfg.fit_width)
+    sampler = make_sampler(cfg.sampler, cfg.seed, space)
+    from .data import load_dataset
+    from .train import check_resolution
+
+    if resume_dir is None:
+        name = cfg.name or default_run_name(space, cfg.budget)
+        check_run_name(name)
+        run_dir = Path(cfg.results_dir) / name
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise ValueError(f"{run_dir} already exists: choose another --name, or resume it "
+                             f"with --resume {run_dir}")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire()
+    started_ray = False
+    try:
+        data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed)
+        refs = reference_candidates(cfg.budget)
+        for cand in refs:
+            check_resolution(cand.arch, proxy.resolution)
+
+        rows: list[dict[str, Any]] = []
+        done: dict[str, dict] = {}
+        if prior is not None:
+            kept = prior[prior["status"] != "error"]
+            rows = [_restore_row(r) for r in kept.to_dict("records")]
+            for r in rows:
+                done[Arch.from_row(r).key()] = {"status": r["status"], "top1": r["top1"],
+                                                "flops": r["flops"]}
+        done_refs = {r["reference"] for r in rows if r["reference"]}
+        pending = [c for c in refs if c.reference not in done_refs]
+        searched_done = sum(1 for r in rows if not r["reference"])
+
+        storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study = optuna.create_study(study_name="search", storage=storage, sampler=sampler,
+                                        directions=["maximize", "minimize"], load_if_exists=True)
+            study.set_metric_names(["top1", "gflops"])
+        _fail_stale_trials(study)
+
+        run_info = {"command": command_line(), "config": cfg.to_dict(),
+                    "space": {"name": space.name, "source": space.source,
+                              "dimensions": {k: [str(v) for v in vals]
+                                             for k, vals in space.dimensions.items()}},
+                    "budget_flops": cfg.budget, "proxy": proxy.to_dict(), "seed": cfg.seed,
+                    "versions": package_versions(), "machine": machine_info(),
+                    "references": [c.reference for c in refs],
+                    "optuna_storage": STUDY_FILE,
+                    "started": (meta or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
+                    "resumed": ((meta or {}).get("resumed", 0) + 1) if meta else 0}
+        write_run_json(run_dir, run_info)
+        if prior is not None:
+            write_table(run_dir, rows)
+
+        started_ray = _init_ray(cfg)
+        check_resources(cfg)
+        if on_start is not None:
+            on_start(run_dir)
+        remaining = len(pending) + max(0, cfg.trials - searched_done)
+        outcome_interrupted = False
+        if remaining > 0:
+            outcome_interrupted = _tune(cfg, proxy, space, study, data, run_dir, rows, pending,
+                                        done, searched_done, fault)
+        table = write_table(run_dir, rows)
+        run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        run_info["interrupted"] = outcome_interrupted
+        write_run_json(run_dir, run_info)
+    finally:
+        lock.release()
+        if started_ray:
+            import ray
+
+            ray.shutdown()
+    resume = f"nas-convnext search --resume {run_dir}"
+    return SearchOutcome(run_dir, table, outcome_interrupted, resume)
+
+
+def _resume_overrides(cfg: SearchConfig) -> dict[str, Any]:
+    # Where the cluster is may change between the run and its resumption; the design of the
+    # experiment may not.
+    out: dict[str, Any] = {}
+    if cfg.address:
+        out["address"] = cfg.address
+    return out
+
+
+def _restore_row(r: dict[str, Any]) -> dict[str, Any]:
+    out = dict(r)
+    for k, v in out.items():
+        if hasattr(v, "item"):
+            out[k] = v.item()
+    return out
+
+
+def _fail_stale_trials(study) -> None:
+    """Trials left RUNNING by an interrupted run will never report: mark them failed."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+
+
+def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_dir: Path,
+          rows: list[dict[str, Any]], pending: list[Candidate], done: dict[str, dict],
+          searched_done: int, fault: str) -> bool:
+    from ray import tune
+
+    planned = proxy.epochs
+    base = {"proxy": proxy.to_dict(), "seed": cfg.seed, "cpus_per_trial": cfg.cpus_per_trial,
+            "order_start": max([int(r["order"]) for r in rows], default=0), "fault": fault}
+    searcher = _searcher_class()(study, space, cfg.budget, cfg.fit_width, cfg.trials, pending,
+                                 done, base, planned, searched_done)
+    total = len(pending) + max(0, cfg.trials - searched_done)
+    start = time.time()
+    progress = Progress(total, start, cfg.time_budget_s)
+    writer = _callback_class()(run_dir, rows, planned, progress)
+    scheduler = None
+    if cfg.scheduler == "asha" and planned > 1:
+        scheduler = _asha(planned)
+    resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
+    trainable_fn = tune.with_resources(tune.with_parameters(trainable, data=data), resources)
+    storage = Path(cfg.storage_path).resolve() if cfg.storage_path else run_dir.resolve()
+    tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                  num_samples=total, max_concurrent_trials=cfg.concurrency,
+                                  time_budget_s=cfg.time_budget_s, reuse_actors=True)
+    run_config = tune.RunConfig(name="ray", storage_path=str(storage), verbose=0,
+                                callbacks=[writer], log_to_file=True,
+                                failure_config=tune.FailureConfig(max_failures=0),
+                                checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    # The table is our record; Tune's own CSV/JSON/TensorBoard loggers would only duplicate it.
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(1, cfg.concurrency or 2)))
+    tuner = tune.Tuner(trainable_fn, tune_config=tune_config, run_config=run_config)
+    interrupted = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tuner.fit()
+    except KeyboardInterrupt:
+        interrupted = True
+    if progress.tty:
+        sys.stderr.write("\n")
+    return interrupted
+
+
+def _asha(max_t: int):
+    from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+    class ReferenceSafeASHA(ASHAScheduler):
+        """ASHA that never stops a reference point: every run must place ConvNeXt-T."""
+
+        def on_trial_result(self, tune_controller, trial, result):
+            decision = super().on_trial_result(tune_controller, trial, result)
+            if trial.config.get("reference"):
+                return TrialScheduler.CONTINUE
+            return decision
+
+    return ReferenceSafeASHA(time_attr="epoch", metric="top1", mode="max", max_t=max_t,
+                             grace_period=1, reduction_factor=3)

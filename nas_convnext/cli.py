@@ -165,6 +165,145 @@ def cmd_space(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- train -----
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one design's proxy, as a search trial would, and report its metrics.
+
+    Everything that can be wrong with the command line (design, profile, resolution, dataset,
+    data folder, output folder) is checked before the data is loaded and long before training
+    starts, so a typo costs a second, not a trial.
+    """
+    import math
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .data import load_dataset
+    from .proxy import get_proxy
+    from .train import check_resolution, train_trial
+
+    arch = load_design(args.design, args.overrides)
+    proxy = get_proxy(args.proxy, epochs=args.epochs)
+    check_resolution(arch, proxy.resolution)
+    out_path = Path(args.out) if args.out else None
+    if out_path is not None:
+        folder = out_path.parent
+        if not folder.is_dir():
+            raise ValueError(f"--out {args.out}: folder {str(folder)!r} does not exist; "
+                             "create it or choose another path")
+        if out_path.is_dir():
+            raise ValueError(f"--out {args.out} is a folder; give a file name, e.g. "
+                             f"{out_path / 'metrics.json'}")
+    data_dir = args.data_dir
+    if args.dataset == "synthetic" and data_dir:
+        print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
+              file=sys.stderr)
+        data_dir = None
+    # Synthetic data and image folders are made at a resolution: make them at the proxy's, so a
+    # 64-pixel proxy sees 64 pixels of detail rather than 32-pixel images padded with zeros.
+    res = proxy.resolution if args.dataset in ("synthetic", "imagefolder") else None
+    data = load_dataset(args.dataset, data_dir, seed=args.seed, resolution=res)
+    c = complexity(arch)
+
+    print(f"training {args.design} ({c.gflops:.2f} GFLOPs, {c.params / 1e6:.1f}M params full "
+          f"size) under proxy {proxy.name}: {proxy.resolution}px, width x{proxy.width_mult:g}, "
+          f"{proxy.epochs} epoch(s), {min(proxy.train_size, len(data.train_y))} training images "
+          f"of {data.name}, seed {args.seed}", file=sys.stderr)
+    result = _train_with_progress(train_trial, arch, proxy, data, args.seed, args.threads)
+
+    out: dict[str, Any] = {"design": args.design, **arch.to_dict(), "flops": c.flops,
+                           "params": c.params, "gflops": c.gflops, "proxy": proxy.to_dict(),
+                           "dataset": data.name, "data_dir": data_dir, "seed": args.seed,
+                           "threads": args.threads, **result.to_dict(),
+                           "history": result.history}
+    # NaN (a diverged trial's metrics) is not JSON; null is.
+    out = _json_safe(out)
+    if out_path is not None:
+        text = json.dumps(out, indent=2) + "\n"
+        tmp = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp",
+                                       dir=out_path.parent)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, out_path)  # readers see the old file or the whole new one
+            tmp = None
+        except OSError as exc:
+            raise ValueError(f"cannot write --out {args.out}: {exc}") from None
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def num(v: float, fmt: str) -> str:
+        return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
+
+    summary = "\n".join([
+        f"status    {result.status}",
+        f"top1      {num(result.top1, '.4f')}  (top5 {num(result.top5, '.4f')})",
+        f"loss      {num(result.loss, '.4f')} train, {num(result.val_loss, '.4f')} validation",
+        f"epochs    {result.epochs}/{proxy.epochs}",
+        f"images/s  {num(result.images_per_s, '.1f')}",
+        f"elapsed   {result.elapsed_s:.1f} s (forward/backward/step {result.compute_s:.1f} s, "
+        f"evaluation {result.eval_s:.1f} s)",
+    ] + ([f"metrics   {out_path}"] if out_path is not None else []))
+    if args.json:
+        print(json.dumps(out, indent=2))
+        print(summary, file=sys.stderr)
+    else:
+        print(summary)
+    if result.status == "diverged":
+        kept = (f"the metrics are those of epoch {result.epochs}, the last good one"
+                if result.epochs else "no epoch finished, so there are no metrics")
+        print(f"nas-convnext: the trial diverged ({result.message}); {kept}. A lower learning "
+              "rate or another design may train.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _train_with_progress(train_trial, arch, proxy, data, seed: int, threads: int | None):
+    """Run the trial with a live display on stderr: a bar on a terminal, else a line an epoch."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
+        TimeElapsedColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        def report(m: dict[str, Any]) -> None:
+            print(f"epoch {m['epoch']}/{proxy.epochs}  loss {m['loss']:.4f}  "
+                  f"top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  "
+                  f"{m['images_per_s']:.0f} img/s  {m['elapsed_s']:.1f} s",
+                  file=sys.stderr, flush=True)
+
+        return train_trial(arch, proxy, data, seed, report=report, threads=threads)
+
+    with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
+                  console=console) as bar:
+        task = bar.add_task("train", total=proxy.epochs, metrics="first epoch running")
+
+        def report(m: dict[str, Any]) -> None:
+            bar.update(task, completed=m["epoch"],
+                       metrics=f"loss {m['loss']:.4f}  top1 {m['top1']:.4f}  "
+                               f"top5 {m['top5']:.4f}  {m['images_per_s']:.0f} img/s")
+
+        return train_trial(arch, proxy, data, seed, report=report, threads=threads)
+
+
+def _json_safe(v: Any) -> Any:
+    import math
+
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
 # ----- search -----
 def cmd_search(args: argparse.Namespace) -> int:
     from .search import SearchConfig, parse_duration, run_search
@@ -244,6 +383,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_space)
+
+    s = sub.add_parser("train", help="train one design's proxy and report its accuracy")
+    s.add_argument("design", help="a preset name or a YAML/JSON file of design fields")
+    s.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"override fields ({', '.join(FIELD_NAMES)})")
+    s.add_argument("--dataset", default="synthetic",
+                   help="synthetic (default, needs no files), idx, cifar10, cifar100, imagefolder")
+    s.add_argument("--data-dir", default=None, help="the dataset's folder (all but synthetic)")
+    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu (default), gpu")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--threads", type=_positive_int, default=None,
+                   help="CPU threads for torch (default: torch's choice)")
+    s.add_argument("--out", default=None, metavar="FILE", help="write the metrics as JSON here")
+    s.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
+    s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("search", help="search a design space under a FLOP budget (the main job)")
     s.add_argument("--budget", type=_budget, default=None, help="FLOP ceiling, e.g. 4.5GFLOPs")

@@ -205,7 +205,7 @@ def _searcher_class():
         def _config(self, trial_id: str, cand: Candidate, number: int | None) -> dict[str, Any]:
             self.order += 1
             self.in_flight.add(cand.arch.key())
-            cfg = {**self.base, "arch": cand.arch.to_row(), "flops": cand.flops,
+            cfg = {**self.base, "arch": cand.arch.to_dict(), "flops": cand.flops,
                    "params": cand.params, "fitted": cand.fitted, "reference": cand.reference,
                    "optuna_number": number, "order": self.order}
             self.configs[trial_id] = cfg
@@ -289,7 +289,6 @@ def trainable(config: dict[str, Any], data=None) -> None:
     arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
-    _maybe_inject_fault(config)
 
     def report(metrics: dict[str, Any]) -> None:
         _maybe_inject_fault(config, metrics["epoch"])
@@ -306,12 +305,16 @@ def trainable(config: dict[str, Any], data=None) -> None:
 
 
 def _maybe_inject_fault(config: dict[str, Any], epoch: int = 0) -> None:
-    """Test hook: NAS_CONVNEXT_FAULT="raise:K" or "kill:K" fails the trial whose order is K."""
+    """Test hook, set by the environment variable NAS_CONVNEXT_FAULT of the search process.
+
+    "raise:K" raises at the end of the first epoch of the trial started K-th, "kill:K" kills
+    its worker process there (SIGKILL); K may be "all".
+    """
     spec = config.get("fault") or ""
     if not spec:
         return
     kind, _, which = spec.partition(":")
-    if str(config.get("order")) != which or epoch != 1:
+    if which not in ("all", str(config.get("order"))) or epoch != 1:
         return
     if kind == "raise":
         raise RuntimeError(f"injected failure in trial {which}")
@@ -362,7 +365,8 @@ def _row(config: dict[str, Any], result: dict[str, Any] | None, status: str, err
     top1 = result.get("top1", math.nan) if status != "error" else math.nan
     if status == "diverged" and not result.get("epoch"):
         top1 = math.nan
-    return {**config["arch"], "trial_id": trial_id, "order": config["order"],
+    arch = Arch.from_row(config["arch"])
+    return {**arch.to_row(), "trial_id": trial_id, "order": config["order"],
             "reference": config["reference"], "fitted": config["fitted"],
             "flops": config["flops"], "params": config["params"], "status": status,
             "epochs": int(result.get("epoch", 0) or 0), "top1": top1,
@@ -370,8 +374,7 @@ def _row(config: dict[str, Any], result: dict[str, Any] | None, status: str, err
             "loss": result.get("loss", math.nan), "wall_s": wall_s,
             "images_per_s": result.get("images_per_s", math.nan),
             "node_id": result.get("node_id", ""), "optuna_number": config["optuna_number"],
-            "proxy_width": scale_width(Arch.from_row(config["arch"]),
-                                       config["proxy"]["width_mult"]).width,
+            "proxy_width": scale_width(arch, config["proxy"]["width_mult"]).width,
             "seed": config["seed"], "error": error or result.get("message", "")}
 
 
@@ -412,9 +415,12 @@ def _callback_class():
 
 def _error_text(trial) -> str:
     text = ""
-    try:
-        text = trial.get_error() or ""
-    except Exception:  # noqa: BLE001
+    try:  # the local error file is written before callbacks run; storage may lag behind
+        if trial.error_file and Path(trial.error_file).is_file():
+            text = Path(trial.error_file).read_text(errors="replace")
+        if not text:
+            text = trial.get_error() or ""
+    except Exception:  # noqa: BLE001 - a missing message must not stop the search
         pass
     lines = [ln.strip() for ln in str(text).strip().splitlines() if ln.strip()]
     if not lines:
@@ -429,15 +435,19 @@ def _error_text(trial) -> str:
 class Progress:
     """A live status line (or one line per finished trial when not on a terminal)."""
 
-    def __init__(self, total: int, start: float, time_budget: float | None, stream=None):
+    def __init__(self, total: int, start: float, time_budget: float | None):
         self.total, self.start, self.time_budget = total, start, time_budget
-        self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.done = 0
         self.running = 0
         self.best: tuple[float, str] | None = None
         self.durations: list[float] = []
         self.concurrency = 1
+
+    @property
+    def stream(self):
+        # Looked up on use, not stored: Tune pickles its callbacks, and a stream cannot be.
+        return sys.stderr
 
     def update(self, trials) -> None:
         self.running = sum(1 for t in trials if t.status == "RUNNING")
@@ -499,10 +509,11 @@ class SearchOutcome:
 
 
 def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
-               fault: str = "", on_start: Callable[[Path], None] | None = None) -> SearchOutcome:
+               on_start: Callable[[Path], None] | None = None) -> SearchOutcome:
     """Run (or resume) a search; returns the run folder and its table."""
     import optuna
 
+    fault = os.environ.get("NAS_CONVNEXT_FAULT", "")
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         meta = read_run_json(run_dir)
@@ -644,8 +655,6 @@ def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_
                                 failure_config=tune.FailureConfig(max_failures=0),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-    # The table is our record; Tune's own CSV/JSON/TensorBoard loggers would only duplicate it.
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(1, cfg.concurrency or 2)))
     tuner = tune.Tuner(trainable_fn, tune_config=tune_config, run_config=run_config)
     interrupted = False

@@ -119,9 +119,11 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
                      "paper_gflops": s.paper_gflops,
                      "diff": round(c.gflops - s.paper_gflops, 3),
                      "paper_top1": s.paper_top1, "note": s.paper_note})
+    if args.train:
+        return _roadmap_train(args, rows)
     if not args.flops_only:
-        raise ValueError("training the roadmap under the proxy is not available yet: "
-                         "use `nas-convnext roadmap --flops-only`")
+        raise ValueError("say what to show: --flops-only (the FLOP table) or --train (train "
+                         "every step under the proxy and compare with the paper's top-1)")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -137,6 +139,48 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
     for r in rows:
         if r["note"]:
             print(f"* {r['name']}: {r['note']}")
+    return 0
+
+
+def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
+    import math
+    import time
+
+    import pandas as pd
+
+    from .search import SearchConfig, roadmap_candidates, run_search
+
+    name = args.name or f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}"
+    cfg = SearchConfig(budget=1e15, trials=0, scheduler="none", proxy=args.proxy,
+                       epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
+                       concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
+                       gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
+                       address=args.address, results_dir=args.results_dir)
+    out = run_search(cfg, fixed=roadmap_candidates())
+    table = out.table.set_index("reference")
+    steps = pd.DataFrame(rows)
+    steps["top1"] = [table["top1"].get(n, math.nan) for n in steps["name"]]
+    steps["status"] = [table["status"].get(n, "missing") for n in steps["name"]]
+    try:
+        from .report import roadmap_report
+
+        info = roadmap_report(steps, out.run_dir)
+    except ValueError as exc:
+        info = None
+        print(f"(no comparison: {exc})")
+    if args.json:
+        print(steps[["step", "name", "paper_top1", "top1", "status"]].to_json(orient="records"))
+    else:
+        print(_table([[r.step, r.name.split("/", 1)[1], f"{r.paper_top1:.2f}",
+                       "-" if not math.isfinite(r.top1) else f"{100 * r.top1:.2f}", r.status]
+                      for r in steps.itertuples()],
+                     ["#", "step", "paper top-1", "proxy top-1", "status"]))
+        if info is not None:
+            print(f"\n{info}")
+        print(f"\nresults: {out.run_dir}/")
+    if out.interrupted:
+        print(f"stopped; to finish the run: {out.resume_command}")
+        return 130
     return 0
 
 
@@ -374,7 +418,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("roadmap", help="the paper's roadmap, ResNet-50 to ConvNeXt-T")
     s.add_argument("--flops-only", action="store_true", help="compare FLOPs with the paper")
+    s.add_argument("--train", action="store_true",
+                   help="train every step under the proxy; compare with the paper's top-1")
     s.add_argument("--json", action="store_true")
+    _training_options(s)
     s.set_defaults(func=cmd_roadmap)
 
     s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
@@ -408,19 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m")
     s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe")
     s.add_argument("--scheduler", choices=("asha", "none"), default="asha")
-    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu")
-    s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
-    s.add_argument("--dataset", default="synthetic",
-                   help="synthetic, idx, cifar10, cifar100, imagefolder")
-    s.add_argument("--data-dir", default=None)
-    s.add_argument("--concurrency", type=_positive_int, default=None)
-    s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0)
-    s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--name", default=None, help="run folder name under results/")
-    s.add_argument("--address", default=None, help="join a Ray cluster: auto, HOST:PORT, ray://...")
+    _training_options(s)
     s.add_argument("--storage-path", default=None, help="where Ray keeps the experiment")
-    s.add_argument("--results-dir", default="results", help=argparse.SUPPRESS)
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
                    help="narrow designs over the budget until they fit (default on)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an earlier run")
@@ -436,6 +472,21 @@ def _positive_int(text: str) -> int:
     if v <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be positive")
     return v
+
+
+def _training_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
+    s.add_argument("--dataset", default="synthetic",
+                   help="synthetic, idx, cifar10, cifar100, imagefolder")
+    s.add_argument("--data-dir", default=None)
+    s.add_argument("--concurrency", type=_positive_int, default=None)
+    s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0)
+    s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--name", default=None, help="run folder name under results/")
+    s.add_argument("--address", default=None, help="join a Ray cluster: auto, HOST:PORT, ray://...")
+    s.add_argument("--results-dir", default="results", help=argparse.SUPPRESS)
 
 
 def _nonneg_int(text: str) -> int:

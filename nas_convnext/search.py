@@ -104,7 +104,8 @@ class Candidate:
     flops: int
     params: int
     fitted: bool
-    reference: str = ""
+    reference: str = ""        # the preset's name for reference points and roadmap steps
+    recipe: str = "modern"     # roadmap step 0 trains with ResNet's original recipe
 
 
 def within_budget(arch: Arch, budget: float, fit: bool) -> Candidate | None:
@@ -205,7 +206,9 @@ def _searcher_class():
         def _config(self, trial_id: str, cand: Candidate, number: int | None) -> dict[str, Any]:
             self.order += 1
             self.in_flight.add(cand.arch.key())
-            cfg = {**self.base, "arch": cand.arch.to_dict(), "flops": cand.flops,
+            proxy = proxy_from_dict(self.base["proxy"]).with_recipe(cand.recipe)
+            cfg = {**self.base, "proxy": proxy.to_dict(), "arch": cand.arch.to_dict(),
+                   "flops": cand.flops,
                    "params": cand.params, "fitted": cand.fitted, "reference": cand.reference,
                    "optuna_number": number, "order": self.order}
             self.configs[trial_id] = cfg
@@ -508,9 +511,24 @@ class SearchOutcome:
     resume_command: str
 
 
+def roadmap_candidates() -> list[Candidate]:
+    from .roadmap import roadmap_steps
+
+    out = []
+    for step in roadmap_steps():
+        c = complexity(step.arch)
+        out.append(Candidate(step.arch, c.flops, c.params, False, step.name, step.recipe))
+    return out
+
+
 def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
-               on_start: Callable[[Path], None] | None = None) -> SearchOutcome:
-    """Run (or resume) a search; returns the run folder and its table."""
+               on_start: Callable[[Path], None] | None = None,
+               fixed: list[Candidate] | None = None) -> SearchOutcome:
+    """Run (or resume) a search; returns the run folder and its table.
+
+    With `fixed`, the run trains exactly those designs (the roadmap replay) and no others:
+    no reference points, no Optuna proposals.
+    """
     import optuna
 
     fault = os.environ.get("NAS_CONVNEXT_FAULT", "")
@@ -540,7 +558,9 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
     started_ray = False
     try:
         data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed)
-        refs = reference_candidates(cfg.budget)
+        if fixed is None and (meta or {}).get("kind") == "roadmap":
+            fixed = roadmap_candidates()
+        refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
         for cand in refs:
             check_resolution(cand.arch, proxy.resolution)
 
@@ -565,7 +585,8 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
             study.set_metric_names(["top1", "gflops"])
         _fail_stale_trials(study)
 
-        run_info = {"command": command_line(), "config": cfg.to_dict(),
+        run_info = {"kind": "search" if fixed is None else "roadmap",
+                    "command": command_line(), "config": cfg.to_dict(),
                     "space": {"name": space.name, "source": space.source,
                               "dimensions": {k: [str(v) for v in vals]
                                              for k, vals in space.dimensions.items()}},

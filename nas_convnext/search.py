@@ -553,16 +553,19 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         if run_dir.exists() and any(run_dir.iterdir()):
             raise ValueError(f"{run_dir} already exists: choose another --name, or resume it "
                              f"with --resume {run_dir}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir).acquire()
-    started_ray = False
+    # Everything a user can get wrong is checked before the run folder exists.
+    data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed)
+    if fixed is None and (meta or {}).get("kind") == "roadmap":
+        fixed = roadmap_candidates()
+    refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
+    for cand in refs:
+        check_resolution(cand.arch, proxy.resolution)
+    started_ray = _init_ray(cfg)
+    lock = None
     try:
-        data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed)
-        if fixed is None and (meta or {}).get("kind") == "roadmap":
-            fixed = roadmap_candidates()
-        refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
-        for cand in refs:
-            check_resolution(cand.arch, proxy.resolution)
+        check_resources(cfg)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir).acquire()
 
         rows: list[dict[str, Any]] = []
         done: dict[str, dict] = {}
@@ -600,8 +603,6 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         if prior is not None:
             write_table(run_dir, rows)
 
-        started_ray = _init_ray(cfg)
-        check_resources(cfg)
         if on_start is not None:
             on_start(run_dir)
         remaining = len(pending) + max(0, cfg.trials - searched_done)
@@ -614,7 +615,8 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         run_info["interrupted"] = outcome_interrupted
         write_run_json(run_dir, run_info)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
         if started_ray:
             import ray
 

@@ -215,3 +215,17 @@ def test_same_name_twice_is_refused(ray_session, tmp_path):
 def test_run_names_cannot_leave_the_results_folder(tmp_path, name):
     with pytest.raises(ValueError, match="run name"):
         SearchConfig(budget=4.5e9, name=name)
+
+
+def test_more_gpus_than_the_cluster_has_is_refused_first(ray_session, tmp_path):
+    with pytest.raises(ValueError, match=r"--gpus-per-trial 2 is more than the cluster's 0 GPUs"):
+        _search(tmp_path, "gpus", gpus_per_trial=2)
+    with pytest.raises(ValueError, match=r"--cpus-per-trial 64 is more than the cluster's 2 CPUs"):
+        _search(tmp_path, "cpus", cpus_per_trial=64)
+    assert not (tmp_path / "gpus").exists() and not (tmp_path / "cpus").exists()
+
+
+def test_missing_data_dir_is_refused_before_the_run_folder(tmp_path):
+    with pytest.raises(ValueError, match="data-dir"):
+        _search(tmp_path, "nodata", dataset="cifar10")
+    assert not (tmp_path / "nodata").exists()

@@ -348,6 +348,17 @@ def _json_safe(v: Any) -> Any:
     return v
 
 
+# ----- analyze -----
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Write a run's report (figures, tables, verdict) and print a short summary."""
+    from .report import FORMATS, summary_text, write_report
+
+    formats = tuple(args.format) if args.format else FORMATS
+    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
+    print(summary_text(info))
+    return 0
+
+
 # ----- search -----
 def cmd_search(args: argparse.Namespace) -> int:
     from .search import SearchConfig, parse_duration, run_search
@@ -461,6 +472,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="narrow designs over the budget until they fit (default on)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an earlier run")
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
+                       "trade-offs (Markdown, HTML, CSV, JSON, PNG)")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run folder holding trials.parquet")
+    s.add_argument("--format", action="append", choices=("md", "html", "csv", "json", "png"),
+                   default=None, help="write only these formats; repeat for several "
+                   "(default: all; PNGs come with md and html)")
+    s.add_argument("--out", default=None, metavar="DIR",
+                   help="write the report here instead of the run folder")
+    s.add_argument("--seed", type=_nonneg_int, default=0, help="bootstrap seed (default 0)")
+    s.set_defaults(func=cmd_analyze)
     return p
 
 

@@ -1,0 +1,373 @@
+"""The trial loop (train_trial) and `nas-convnext train`: reproducible, honest about divergence,
+free of Ray, and refusing bad input with one line. Nothing here is timed (see bench/)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nas_convnext import complexity, presets
+from nas_convnext import train as train_mod
+from nas_convnext.cli import main
+from nas_convnext.data import Dataset, load_dataset
+from nas_convnext.proxy import get_proxy
+from nas_convnext.train import _augment, _lr_lambda, check_resolution, train_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT_KEYS = {"epoch", "top1", "top5", "loss", "images_per_s", "elapsed_s"}
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    """A private dataset cache, so tests neither read nor litter the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("nas-convnext-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NAS_CONVNEXT_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def synthetic(cache_dir):
+    # The default dataset, generated once into the cache: the CLI tests load it from there.
+    return load_dataset("synthetic")
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    # train_trial(threads=...) sets torch's global thread count; do not leak it to other tests.
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny(**changes):
+    return dataclasses.replace(get_proxy("cpu-tiny"), **changes)
+
+
+def arch(name="resnet50"):
+    return presets()[name]
+
+
+# ----- train_trial -----
+def test_same_seed_same_history_other_seed_differs(synthetic):
+    proxy = tiny(epochs=2)
+    calls = []
+    a = train_trial(arch("convnext_t"), proxy, synthetic, seed=3, report=calls.append, threads=1)
+    b = train_trial(arch("convnext_t"), proxy, synthetic, seed=3, threads=1)
+    c = train_trial(arch("convnext_t"), proxy, synthetic, seed=4, threads=1)
+    assert a.status == b.status == c.status == "completed"
+    hist = lambda r: [(h["loss"], h["val_loss"], h["top1"], h["top5"]) for h in r.history]
+    assert len(a.history) == 2
+    assert hist(a) == hist(b)                       # bit for bit, not approximately
+    assert (a.top1, a.loss) == (b.top1, b.loss)
+    assert [h["loss"] for h in c.history] != [h["loss"] for h in a.history]
+    # report: once per epoch, in order, with the documented keys and sane values
+    assert [m["epoch"] for m in calls] == [1, 2]
+    for m, h in zip(calls, a.history):
+        assert REPORT_KEYS <= set(m)
+        assert 0.0 <= m["top1"] <= m["top5"] <= 1.0
+        assert math.isfinite(m["loss"]) and m["loss"] > 0
+        assert m["images_per_s"] > 0
+        assert m["loss"] == h["loss"] and m["top1"] == h["top1"]
+    assert calls[1]["elapsed_s"] > calls[0]["elapsed_s"] > 0
+    # accuracies are fractions of the validation set: multiples of 1/val_size
+    n_val = proxy.val_size
+    assert round(a.top1 * n_val) == pytest.approx(a.top1 * n_val, abs=1e-6)
+    assert a.epochs == 2 and a.top1 == a.history[-1]["top1"]
+    assert a.compute_s > 0 and a.eval_s > 0 and a.elapsed_s >= a.compute_s + a.eval_s
+
+
+def _nan_after(monkeypatch, n_good: int):
+    """Make the training loss NaN from training step n_good + 1 on; evaluation is untouched."""
+    real = F.cross_entropy
+    seen = {"train": 0}
+
+    def fake(logits, target, *args, **kwargs):
+        loss = real(logits, target, *args, **kwargs)
+        if kwargs.get("reduction", "mean") == "mean":      # the training loss, not evaluation's
+            seen["train"] += 1
+            if seen["train"] > n_good:
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(train_mod.F, "cross_entropy", fake)
+    return seen
+
+
+def test_nan_loss_ends_trial_as_diverged_keeping_last_good_epoch(synthetic, monkeypatch):
+    proxy = tiny(epochs=3)
+    steps = proxy.train_size // proxy.batch_size
+    seen = _nan_after(monkeypatch, steps + 2)   # NaN at step 3 of epoch 2
+    calls = []
+    r = train_trial(arch(), proxy, synthetic, seed=0, report=calls.append, threads=1)
+    assert r.status == "diverged"
+    assert seen["train"] == steps + 3           # stopped at the first NaN, did not go on
+    assert r.epochs == 1 and len(r.history) == 1 and len(calls) == 1
+    good = r.history[0]
+    assert (r.top1, r.top5, r.loss, r.val_loss) == (good["top1"], good["top5"], good["loss"],
+                                                    good["val_loss"])
+    assert math.isfinite(r.top1) and math.isfinite(r.loss)
+    assert "epoch 2" in r.message and "step 3" in r.message and "nan" in r.message
+
+
+def test_nan_in_first_epoch_leaves_no_metrics(synthetic, monkeypatch):
+    _nan_after(monkeypatch, 0)
+    r = train_trial(arch(), tiny(epochs=2), synthetic, seed=0, threads=1)
+    assert r.status == "diverged" and r.epochs == 0 and r.history == []
+    assert math.isnan(r.top1) and "epoch 1" in r.message
+
+
+def test_nan_validation_loss_is_divergence_too(synthetic, monkeypatch):
+    real = F.cross_entropy
+    evals = {"n": 0}
+
+    def fake(logits, target, *args, **kwargs):
+        loss = real(logits, target, *args, **kwargs)
+        if kwargs.get("reduction") == "sum":
+            evals["n"] += 1
+            if evals["n"] > 1:                  # cpu-tiny validates in one batch per epoch
+                return loss * float("nan")
+        return loss
+
+    monkeypatch.setattr(train_mod.F, "cross_entropy", fake)
+    r = train_trial(arch(), tiny(epochs=3), synthetic, seed=0, threads=1)
+    assert r.status == "diverged" and r.epochs == 1
+    assert r.val_loss == r.history[0]["val_loss"] and math.isfinite(r.val_loss)
+    assert "validation" in r.message and "epoch 2" in r.message
+
+
+def test_grayscale_data_trains(synthetic):
+    # 1-channel, 28x28 images (MNIST-like): the stem takes one channel, images are padded to 32.
+    def gray(x):
+        return x.float().mean(dim=1, keepdim=True)[..., 2:30, 2:30].round().to(torch.uint8)
+
+    ds = Dataset("gray", gray(synthetic.train_x[:600]), synthetic.train_y[:600].clone(),
+                 gray(synthetic.val_x[:300]), synthetic.val_y[:300].clone(), 12)
+    assert ds.channels == 1 and ds.resolution == 28
+    r = train_trial(arch("convnext_t"), tiny(), ds, seed=0, threads=1)
+    assert r.status == "completed" and r.epochs == 1
+    assert 0.0 <= r.top1 <= r.top5 <= 1.0 and math.isfinite(r.loss)
+
+
+def test_resolution_too_small_is_refused_before_training(synthetic):
+    # ConvNeXt-T halves 16 pixels to 4, 2, 1, 0: its last stage would be empty. It needs 32.
+    calls = []
+    with pytest.raises(ValueError, match=r"resolution 16 .*at least 32"):
+        train_trial(arch("convnext_t"), tiny(resolution=16), synthetic, report=calls.append)
+    assert calls == []
+    check_resolution(arch("convnext_t"), 32)     # the smallest that works is accepted
+    with pytest.raises(ValueError, match="at least 32"):
+        check_resolution(arch("convnext_t"), 31)
+    check_resolution(arch("resnet50"), 16)       # ResNet's stride-2 3x3 convs keep one pixel
+
+
+def test_train_trial_does_not_import_ray():
+    code = textwrap.dedent("""
+        import sys
+        import nas_convnext.train as t
+        from nas_convnext import presets
+        from nas_convnext.data import generate_synthetic
+        from nas_convnext.proxy import get_proxy
+        import dataclasses
+        ds = generate_synthetic(n_train=48, n_val=24, use_cache=False)
+        p = dataclasses.replace(get_proxy("cpu-tiny"), train_size=48, val_size=24, batch_size=16)
+        r = t.train_trial(presets()["resnet50"], p, ds, seed=0, threads=1)
+        print("status", r.status, "epochs", r.epochs)
+        print("ray imported:", "ray" in sys.modules, "tune imported:", "ray.tune" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "status completed epochs 1" in out.stdout
+    assert "ray imported: False tune imported: False" in out.stdout
+
+
+# ----- augmentation and schedule -----
+def _find_shift(x, out, pad=4):
+    """All (dy, dx, flip) for which `out` is x shifted by (dy, dx) (zero fill), maybe flipped."""
+    c, h, w = x.shape
+    xp = F.pad(x, (pad, pad, pad, pad))
+    found = []
+    for oy in range(2 * pad + 1):
+        for ox in range(2 * pad + 1):
+            crop = xp[:, oy:oy + h, ox:ox + w]
+            for flip in (False, True):
+                if torch.equal(crop.flip(-1) if flip else crop, out):
+                    found.append((oy - pad, ox - pad, flip))
+    return found
+
+
+def test_augment_is_a_shifted_and_maybe_flipped_copy():
+    torch.manual_seed(0)
+    x = torch.randint(1, 256, (64, 3, 12, 10), dtype=torch.uint8)   # non-square: catches h/w mixups
+    out = _augment(x, torch.Generator().manual_seed(5))
+    assert out.shape == x.shape and out.dtype == x.dtype
+    again = _augment(x, torch.Generator().manual_seed(5))
+    assert torch.equal(out, again)                     # the generator alone decides
+    moves = []
+    for i in range(len(x)):
+        found = _find_shift(x[i], out[i])
+        assert len(found) == 1, f"image {i}: not a shifted copy of its input ({found})"
+        moves.append(found[0])
+    # Random per image: several offsets, and both flipped and unflipped images in 64.
+    assert len(set(moves)) > 10
+    assert {m[2] for m in moves} == {False, True}
+    assert any(m[0] != 0 for m in moves) and any(m[1] != 0 for m in moves)
+    # One image by hand: its crop, taken from the zero-padded input at the found offset.
+    dy, dx, flip = moves[0]
+    manual = torch.zeros_like(x[0])
+    src = x[0]
+    ys, xs = slice(max(0, dy), 12 + min(0, dy)), slice(max(0, dx), 10 + min(0, dx))
+    yd, xd = slice(max(0, -dy), 12 - max(0, dy)), slice(max(0, -dx), 10 - max(0, dx))
+    manual[:, yd, xd] = src[:, ys, xs]
+    assert torch.equal(manual.flip(-1) if flip else manual, out[0])
+
+
+def test_lr_schedule_warms_up_then_decays_to_zero():
+    f = _lr_lambda(total=100, warmup=10)
+    lrs = [f(s) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:10]))           # linear warmup
+    assert lrs[9] == pytest.approx(1.0) and max(lrs) == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))           # then never rises
+    assert lrs[55] == pytest.approx(0.5, abs=0.02)                    # cosine: half way, half
+    assert lrs[-1] < 0.01 and f(100) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_trial_uses_the_schedule_at_the_scaled_lr(synthetic, monkeypatch):
+    # The learning rate each training step actually ran with, read from the optimizer.
+    proxy = tiny(epochs=2, batch_size=32)              # 16 steps an epoch, 32 in all, warmup 3
+    seen_opt = {}
+    real_make = train_mod.make_optimizer
+
+    def make(model, p):
+        seen_opt["opt"] = real_make(model, p)
+        return seen_opt["opt"]
+
+    lrs = []
+    real_ce = F.cross_entropy
+
+    def ce(logits, target, *args, **kwargs):
+        if kwargs.get("reduction", "mean") == "mean":
+            lrs.append(seen_opt["opt"].param_groups[0]["lr"])
+        return real_ce(logits, target, *args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "make_optimizer", make)
+    monkeypatch.setattr(train_mod.F, "cross_entropy", ce)
+    r = train_trial(arch(), proxy, synthetic, seed=0, threads=1)
+    assert r.status == "completed" and len(lrs) == 32
+    peak = proxy.scaled_lr
+    assert peak == pytest.approx(proxy.lr * 32 / 256)
+    assert lrs[0] == pytest.approx(peak / 3) and lrs[2] == pytest.approx(peak)
+    assert max(lrs) == pytest.approx(peak)
+    assert all(a >= b - 1e-15 for a, b in zip(lrs[3:], lrs[4:]))
+    assert lrs[-1] < 0.02 * peak
+
+
+# ----- the CLI -----
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_train_writes_metrics_json(synthetic, capsys, tmp_path):
+    target = tmp_path / "m.json"
+    code, out, err = run(capsys, "train", "resnet50", "kernel=5", "--proxy", "cpu-tiny",
+                         "--epochs", "2", "--seed", "0", "--threads", "1", "--out", str(target),
+                         "--json")
+    assert code == 0, err
+    data = json.loads(target.read_text())
+    assert json.loads(out) == data                    # --json prints the same on stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]   # no temp file left
+    want = complexity(dataclasses.replace(arch(), kernel=5))
+    assert (data["flops"], data["params"]) == (want.flops, want.params)
+    assert data["kernel"] == 5 and data["depths"] == [3, 4, 6, 3] and data["stem"] == "resnet"
+    assert data["proxy"]["name"] == "cpu-tiny" and data["proxy"]["epochs"] == 2
+    assert data["status"] == "completed" and data["epochs"] == 2 and data["seed"] == 0
+    assert len(data["history"]) == 2 and data["top1"] == data["history"][-1]["top1"]
+    assert REPORT_KEYS <= set(data["history"][0])
+    assert 0.0 <= data["top1"] <= data["top5"] <= 1.0
+    # the same trial through the API gives the same numbers (--seed also seeds the synthetic
+    # data, so seed 0 is the seed of the `synthetic` fixture)
+    r = train_trial(dataclasses.replace(arch(), kernel=5), tiny(epochs=2), synthetic, seed=0,
+                    threads=1)
+    assert [h["loss"] for h in r.history] == [h["loss"] for h in data["history"]]
+    # progress: not a terminal here, so one line per epoch on stderr
+    assert "epoch 1/2" in err and "epoch 2/2" in err and "Traceback" not in err
+
+
+def test_cli_train_prints_summary(synthetic, capsys):
+    code, out, err = run(capsys, "train", "convnext_t", "--proxy", "cpu-tiny", "--threads", "1")
+    assert code == 0, err
+    lines = dict(line.split(None, 1) for line in out.strip().splitlines())
+    assert lines["status"] == "completed" and lines["epochs"] == "1/1"
+    r = train_trial(arch("convnext_t"), tiny(), synthetic, seed=0, threads=1)
+    assert lines["top1"].startswith(f"{r.top1:.4f}")
+    assert {"images/s", "elapsed", "loss"} <= set(lines)
+
+
+def test_cli_train_diverged_exits_1_and_says_so(synthetic, capsys, tmp_path, monkeypatch):
+    _nan_after(monkeypatch, 0)
+    target = tmp_path / "d.json"
+    code, out, err = run(capsys, "train", "resnet50", "--proxy", "cpu-tiny", "--threads", "1",
+                         "--out", str(target))
+    assert code == 1
+    assert "diverged" in err and "Traceback" not in err
+    data = json.loads(target.read_text())            # strict JSON: NaN became null
+    assert data["status"] == "diverged" and data["top1"] is None and data["epochs"] == 0
+    assert "status    diverged" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--dataset", "idx"], "--data-dir is required for dataset 'idx'"),
+    (["--dataset", "cifar10"], "--data-dir is required for dataset 'cifar10'"),
+    (["--dataset", "imagefolder"], "--data-dir is required for dataset 'imagefolder'"),
+    (["--dataset", "idx", "--data-dir", "/no/such/folder"], "does not exist"),
+    (["--proxy", "huge"], "unknown proxy profile 'huge': expected one of cpu-tiny"),
+    (["--epochs", "0"], "must be positive"),
+    (["--threads", "two"], "is not an integer"),
+    (["--out", "/no/such/folder/m.json"], "folder '/no/such/folder' does not exist"),
+    (["kernel=4"], "kernel"),
+])
+def test_cli_train_user_errors_are_one_line_exit_2(capsys, argv, needle):
+    code, out, err = run(capsys, "train", "resnet50", *argv)
+    assert code == 2
+    assert needle in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert out == ""
+
+
+def test_cli_train_unknown_design_and_too_small_resolution(capsys, monkeypatch):
+    code, _, err = run(capsys, "train", "convnext_x")
+    assert code == 2 and "convnext_x" in err and len(err.strip().splitlines()) == 1
+    # No shipped profile is below 32 pixels; a 16-pixel one must be refused before any data.
+    import nas_convnext.proxy as proxy_mod
+
+    small = dataclasses.replace(get_proxy("cpu-tiny"), resolution=16)
+    monkeypatch.setattr(proxy_mod, "get_proxy", lambda name, **kw: small)
+    monkeypatch.setattr("nas_convnext.data.load_dataset",
+                        lambda *a, **k: pytest.fail("data loaded before the resolution check"))
+    code, out, err = run(capsys, "train", "convnext_t")
+    assert code == 2 and out == ""
+    assert "resolution 16 is too small" in err and "at least 32" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# ----- does it learn? -----
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["resnet50", "convnext_t"])
+def test_cpu_proxy_learns_above_chance(synthetic, name):
+    r = train_trial(arch(name), get_proxy("cpu"), synthetic, seed=0, threads=2)
+    assert r.status == "completed" and r.epochs == 3
+    assert r.top1 > 0.12, f"{name}: top1 {r.top1:.3f}, chance is 1/12 = 0.083"

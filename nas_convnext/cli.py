@@ -175,8 +175,13 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
                        "-" if not math.isfinite(r.top1) else f"{100 * r.top1:.2f}", r.status]
                       for r in steps.itertuples()],
                      ["#", "step", "paper top-1", "proxy top-1", "status"]))
-        if info is not None:
-            print(f"\n{info}")
+        if info is not None and info.agreement is not None:
+            a = info.agreement
+            print(f"\nagreement with the paper's ranking over {a.n} completed steps: "
+                  f"Kendall tau {a.tau:+.3f} (p={a.tau_p:.3f}), "
+                  f"Spearman rho {a.rho:+.3f} (p={a.rho_p:.3f})")
+        for note in (info.notes if info is not None else ()):
+            print(f"note: {note}")
         print(f"\nresults: {out.run_dir}/")
     if out.interrupted:
         print(f"stopped; to finish the run: {out.resume_command}")
@@ -399,6 +404,13 @@ def _finish_search(out) -> int:
     if out.interrupted:
         print(f"\nstopped; to finish the run: {out.resume_command}")
         return 130
+    if len(df) and (df["status"] == "completed").any():
+        from .report import summary_text, write_report
+
+        try:
+            print("\n" + summary_text(write_report(out.run_dir)))
+        except ValueError as exc:
+            print(f"(no report: {_one_line(str(exc))})")
     if len(df) and (df["status"] == "error").all():
         errors = df["error"].value_counts().head(3)
         summary = "; ".join(f"{n}x {msg}" for msg, n in errors.items())

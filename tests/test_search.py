@@ -229,3 +229,30 @@ def test_missing_data_dir_is_refused_before_the_run_folder(tmp_path):
     with pytest.raises(ValueError, match="data-dir"):
         _search(tmp_path, "nodata", dataset="cifar10")
     assert not (tmp_path / "nodata").exists()
+
+
+def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
+    from nas_convnext.cli import main
+    from nas_convnext.roadmap import roadmap_steps
+
+    code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--name", "rm",
+                 "--results-dir", str(tmp_path), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = json.loads(out.strip().splitlines()[0])
+    steps = roadmap_steps()
+    assert [r["name"] for r in rows] == [s.name for s in steps]
+    assert [r["paper_top1"] for r in rows] == [s.paper_top1 for s in steps]
+    df = read_table(tmp_path / "rm")
+    assert sorted(df["reference"]) == sorted(s.name for s in steps)
+    assert (df["status"] == "completed").all()
+    # Step 0 trains with ResNet's original recipe, step 1 with the modern one: same design.
+    from nas_convnext.search import roadmap_candidates
+
+    cands = roadmap_candidates()
+    assert cands[0].arch == cands[1].arch
+    assert (cands[0].recipe, cands[1].recipe) == ("original", "modern")
+    info = json.loads((tmp_path / "rm" / "run.json").read_text())
+    assert info["kind"] == "roadmap"
+    assert (tmp_path / "rm" / "roadmap.png").stat().st_size > 0
+    assert (tmp_path / "rm" / "roadmap.csv").exists()

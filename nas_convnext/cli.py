@@ -227,9 +227,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from .data import load_dataset
     from .proxy import get_proxy
-    from .train import check_resolution, train_trial
+    from .train import check_resolution, load_proxy_data, train_trial
 
     arch = load_design(args.design, args.overrides)
     proxy = get_proxy(args.proxy, epochs=args.epochs)
@@ -248,10 +247,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
               file=sys.stderr)
         data_dir = None
-    # Synthetic data and image folders are made at a resolution: make them at the proxy's, so a
-    # 64-pixel proxy sees 64 pixels of detail rather than 32-pixel images padded with zeros.
-    res = proxy.resolution if args.dataset in ("synthetic", "imagefolder") else None
-    data = load_dataset(args.dataset, data_dir, seed=args.seed, resolution=res)
+    data = load_proxy_data(args.dataset, data_dir, proxy)
     c = complexity(arch)
 
     print(f"training {args.design} ({c.gflops:.2f} GFLOPs, {c.params / 1e6:.1f}M params full "

@@ -543,8 +543,7 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
     proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
     check_budget(space, cfg.budget, cfg.fit_width)
     sampler = make_sampler(cfg.sampler, cfg.seed, space)
-    from .data import load_dataset
-    from .train import check_resolution
+    from .train import check_resolution, load_proxy_data
 
     if resume_dir is None:
         name = cfg.name or default_run_name(space, cfg.budget)
@@ -554,7 +553,7 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
             raise ValueError(f"{run_dir} already exists: choose another --name, or resume it "
                              f"with --resume {run_dir}")
     # Everything a user can get wrong is checked before the run folder exists.
-    data = load_dataset(cfg.dataset, cfg.data_dir, seed=cfg.seed)
+    data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
     if fixed is None and (meta or {}).get("kind") == "roadmap":
         fixed = roadmap_candidates()
     refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)

@@ -61,6 +61,19 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def load_proxy_data(dataset: str, data_dir: str | None, proxy: Proxy):
+    """The dataset a proxy trains on.
+
+    Synthetic data and image folders are made at a resolution: make them at the proxy's, so a
+    64-pixel proxy sees 64 pixels of detail rather than 32-pixel images padded with zeros. The
+    data itself is always generated from seed 0: a run's seed varies the trials, not the data.
+    """
+    from .data import load_dataset
+
+    res = proxy.resolution if dataset in ("synthetic", "imagefolder") else None
+    return load_dataset(dataset, data_dir, seed=0, resolution=res)
+
+
 def prepare(data, proxy: Proxy, seed: int, device: torch.device):
     """The proxy's subset of the data at its resolution, moved to the device once."""
     from .data import to_resolution

@@ -469,8 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("search", help="search a design space under a FLOP budget (the main job)")
     s.add_argument("--budget", type=_budget, default=None, help="FLOP ceiling, e.g. 4.5GFLOPs")
     s.add_argument("--space", default="convnext", help="shipped space name or YAML file")
-    s.add_argument("--trials", type=_nonneg_int, default=24,
-                   help="designs to search, besides ConvNeXt-T and ResNet-50 (default 24)")
+    s.add_argument("--trials", type=_nonneg_int, default=22,
+                   help="designs to search, besides ConvNeXt-T and ResNet-50 (default 22)")
     s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m")
     s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe")
     s.add_argument("--scheduler", choices=("asha", "none"), default="asha")

@@ -38,7 +38,7 @@ STUDY_FILE = "study.db"
 class SearchConfig:
     budget: float
     space: str = "convnext"
-    trials: int = 24                   # searched designs, besides the reference points
+    trials: int = 22                   # searched designs, besides the reference points
     time_budget_s: float | None = None
     sampler: str = "tpe"
     scheduler: str = "asha"

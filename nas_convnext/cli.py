@@ -11,7 +11,7 @@ import sys
 from typing import Any, Sequence
 
 from . import __version__
-from .arch import FIELD_NAMES, Arch, load_design, presets
+from .arch import FIELD_NAMES, load_design, presets
 from .complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
 
 EXIT_USAGE = 2

@@ -5,7 +5,6 @@ roadmap all read the same file.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .arch import Arch, presets
-from .complexity import complexity, fit_width, parse_flops, scale_width
+from .complexity import complexity, fit_width, scale_width
 from .proxy import Proxy, get_proxy, proxy_from_dict
 from .results import (RESULTS_DIR, RunLock, check_run_name, command_line, machine_info,
                       package_versions, read_run_json, read_table, write_run_json, write_table)
@@ -178,7 +178,6 @@ def trial_status(result: dict[str, Any] | None, error: bool, planned_epochs: int
 
 def _searcher_class():
     """`StudySearcher`: a Ray Tune Searcher over an Optuna study (built lazily: Ray is heavy)."""
-    import optuna
     from optuna.trial import TrialState
     from ray.tune.search import Searcher
 
@@ -331,7 +330,16 @@ def default_run_name(space: DesignSpace, budget: float) -> str:
 
 
 def _init_ray(cfg: SearchConfig) -> bool:
-    """Start (or join) Ray; returns whether we started it and so must shut it down."""
+    """Start (or join) Ray; returns whether we started it and so must shut it down.
+
+    A Ray started here (no `--address`, no RAY_ADDRESS, no `ray start` cluster that Ray would
+    join by itself) has no dashboard and listens on loopback only. Ray's servers bind to
+    loopback exactly when the node's IP is 127.0.0.1 (GCS, raylet, object manager, workers,
+    dashboard and runtime-env agents), but `ray.init(_node_ip_address="127.0.0.1")` (Ray 2.60)
+    first rewrites a localhost address into the machine's network address
+    (`services.resolve_ip_for_localhost`), after which every service listens on the network.
+    That rewrite is switched off for the duration of the call.
+    """
     import logging
 
     import ray
@@ -343,8 +351,24 @@ def _init_ray(cfg: SearchConfig) -> bool:
                               "log_to_driver": False, "configure_logging": True}
     if cfg.address:
         ray.init(address=cfg.address, **kwargs)
-    else:
+        return True
+    from ray._private import services
+
+    try:  # RAY_ADDRESS, or the cluster of the last `ray start`: Ray joins it, as it would
+        joining = services.canonicalize_bootstrap_address(None) is not None
+    except Exception:  # noqa: BLE001 - let ray.init decide (and report) as it would
+        joining = True
+    if joining:
         ray.init(**kwargs)
+        return True
+    rewrite = getattr(services, "resolve_ip_for_localhost", None)
+    if rewrite is not None:
+        services.resolve_ip_for_localhost = lambda host: host
+    try:
+        ray.init(_node_ip_address="127.0.0.1", **kwargs)
+    finally:
+        if rewrite is not None:
+            services.resolve_ip_for_localhost = rewrite
     return True
 
 

@@ -501,7 +501,8 @@ def _int_at_least(low: int):
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if v < low:
-            raise argparse.ArgumentTypeError(f"{text!r} must be {low} or more")
+            rule = "positive" if low == 1 else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
         return v
     return parse
 

@@ -1,0 +1,1 @@
+"""Security checks: untrusted files (YAML, pickles, caches), names and paths, Ray, secrets."""

@@ -80,7 +80,13 @@ PROXY_FIELDS = tuple(f.name for f in fields(Proxy))
 
 @lru_cache(maxsize=1)
 def _profiles() -> dict[str, Proxy]:
-    data = yaml.safe_load(PROFILES_FILE.read_text())
+    try:
+        data = yaml.safe_load(PROFILES_FILE.read_text())
+    except yaml.YAMLError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{PROFILES_FILE}: not a valid proxy profile file ({first})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{PROFILES_FILE}: expected a mapping of profile name: settings")
     out = {}
     for name, values in data.items():
         out[name] = proxy_from_dict({**values, "name": name}, where=str(PROFILES_FILE))

@@ -35,7 +35,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 def check_run_name(name: str) -> str:
     """A run name that stays inside the results folder: letters, digits, '.', '_', '-'."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name) or ".." in name:
         raise ValueError(f"run name {name!r} is not allowed: use 1-128 letters, digits, '.', "
                          "'_' or '-', starting with a letter or digit (no path separators)")
     return name

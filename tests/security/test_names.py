@@ -18,10 +18,7 @@ def _tree(folder: Path) -> set[str]:
 
 
 @pytest.mark.parametrize("bad", BAD_NAMES + [
-    pytest.param("x\n", marks=pytest.mark.xfail(
-        strict=True, reason="results._NAME_RE is matched with `$`, which also matches before a "
-        "final newline, so 'x\\n' passes check_run_name (the folder stays inside results/, but "
-        "the name is not one of the promised characters); fix: re.fullmatch or \\Z"))])
+    "x\n"])
 def test_bad_run_names_are_refused_and_nothing_is_written(tmp_path, capsys, bad):
     box = tmp_path / "box"
     results = box / "results"

@@ -96,9 +96,6 @@ def test_proxy_profiles_with_python_tag_run_nothing(evil_profiles):
     assert not marker.exists()
 
 
-@pytest.mark.xfail(strict=True, reason="proxy._profiles lets yaml's ConstructorError through "
-                   "(about '<unicode string>'), not a ValueError naming proxies.yaml; the file "
-                   "is the package's own, so nothing runs, but the error is not the promised one")
 def test_proxy_profiles_error_names_the_file(evil_profiles):
     evil, marker = evil_profiles
     with pytest.raises(ValueError) as err:

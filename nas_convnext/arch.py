@@ -81,6 +81,9 @@ class Arch:
             object.__setattr__(self, name, check_field(name, getattr(self, name)))
         # Every channel count the network uses must be a whole number, and every grouped
         # conv's channels must split evenly into its groups.
+        if self.expansion < 1 and self.width / self.expansion > 1_000_000:
+            raise _bad("expansion", self.expansion, f"too small: width {self.width} / "
+                       "expansion would be more than 1,000,000 channels")
         if self.expansion < 1 and not _is_whole(self.width / self.expansion):
             raise _bad("expansion", self.expansion,
                        f"width {self.width} / expansion is not a whole number of channels")

@@ -55,11 +55,13 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):  # name the real file
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 
@@ -104,11 +106,13 @@ def read_table(run_dir: Path) -> pd.DataFrame:
         df = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for a damaged file
         raise ValueError(f"{path} is damaged and cannot be read ({type(exc).__name__}); "
-                         f"{Path(run_dir) / TABLE_CSV} may still hold the trials") from None
+                         f"{Path(run_dir) / TABLE_CSV} may still hold the trials: restore "
+                         "the file from a copy or start a new run") from None
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{path} lacks column(s) {missing}: it was not written by this "
-                         "version of nas-convnext")
+                         "version of nas-convnext; use the version that wrote it or start a "
+                         "new run")
     bad = sorted(set(df["status"]) - set(STATUSES))
     if bad:
         raise ValueError(f"{path} has unknown status value(s) {bad}: expected {list(STATUSES)}")
@@ -150,7 +154,8 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_JSON
     if not path.is_file():
         raise ValueError(f"{path} is missing: without it the run's settings are unknown, so it "
-                         "cannot be resumed (its tables can still be analysed)")
+                         "cannot be resumed: restore it from a copy or start a new run (its "
+                         "tables can still be analysed)")
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -288,16 +288,26 @@ def trainable(config: dict[str, Any], data=None) -> None:
 
     from .train import train_trial
 
+    from . import train as train_module
+
     arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
+    poisoned = _PoisonedLoss(train_module.F) if _fault_kind(config) == "nan" else None
 
     def report(metrics: dict[str, Any]) -> None:
-        _maybe_inject_fault(config, metrics["epoch"])
+        if _maybe_inject_fault(config, metrics["epoch"]) == "nan" and poisoned is not None:
+            poisoned.on = True
         tune.report({**metrics, "node_id": node, "status": "running"})
 
-    result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
-                         threads=max(1, int(config["cpus_per_trial"])))
+    if poisoned is not None:  # only this trial, in this worker; restored: actors are reused
+        train_module.F = poisoned
+    try:
+        result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
+                             threads=max(1, int(config["cpus_per_trial"])))
+    finally:
+        if poisoned is not None:
+            train_module.F = poisoned.real
     if result.status == "diverged":
         last = result.history[-1] if result.history else {}
         tune.report({"epoch": result.epochs, "top1": last.get("top1", 0.0),
@@ -306,22 +316,43 @@ def trainable(config: dict[str, Any], data=None) -> None:
                      "node_id": node, "status": "diverged", "message": result.message})
 
 
-def _maybe_inject_fault(config: dict[str, Any], epoch: int = 0) -> None:
+def _fault_kind(config: dict[str, Any]) -> str:
+    """The kind of fault injected into this trial ("" for none)."""
+    kind, _, which = (config.get("fault") or "").partition(":")
+    return kind if which in ("all", str(config.get("order"))) else ""
+
+
+def _maybe_inject_fault(config: dict[str, Any], epoch: int = 0) -> str:
     """Test hook, set by the environment variable NAS_CONVNEXT_FAULT of the search process.
 
     "raise:K" raises at the end of the first epoch of the trial started K-th, "kill:K" kills
-    its worker process there (SIGKILL); K may be "all".
+    its worker process there (SIGKILL), "nan:K" makes its training loss NaN from then on, so
+    the trial diverges in epoch 2; K may be "all". Returns the kind that fired ("" for none).
     """
-    spec = config.get("fault") or ""
-    if not spec:
-        return
-    kind, _, which = spec.partition(":")
-    if which not in ("all", str(config.get("order"))) or epoch != 1:
-        return
+    kind = _fault_kind(config)
+    if not kind or epoch != 1:
+        return ""
     if kind == "raise":
-        raise RuntimeError(f"injected failure in trial {which}")
+        raise RuntimeError(f"injected failure in trial {config.get('order')}")
     if kind == "kill":
         os.kill(os.getpid(), 9)
+    return kind
+
+
+class _PoisonedLoss:
+    """torch.nn.functional, except that the training loss is NaN once `on` (the "nan" fault)."""
+
+    def __init__(self, real: Any):
+        self.real, self.on = real, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    def cross_entropy(self, *args: Any, **kwargs: Any) -> Any:
+        loss = self.real.cross_entropy(*args, **kwargs)
+        if self.on and kwargs.get("reduction", "mean") == "mean":  # evaluation sums
+            return loss * float("nan")
+        return loss
 
 
 # ----- the driver -----
@@ -414,6 +445,7 @@ def _callback_class():
             self.run_dir, self.rows, self.planned = run_dir, rows, planned_epochs
             self.progress = progress
             self.started: dict[str, float] = {}
+            self.write_error: OSError | None = None  # a full disk or a read-only folder
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.started[trial.trial_id] = time.time()
@@ -428,8 +460,15 @@ def _callback_class():
             wall = time.time() - self.started.get(trial.trial_id, time.time())
             row = _row(trial.config, result, status, error_text, wall, trial.trial_id)
             self.rows.append(row)
-            write_table(self.run_dir, self.rows)
+            if self.write_error is None:
+                try:
+                    write_table(self.run_dir, self.rows)
+                except OSError as exc:  # the last good table stays; the search stops
+                    self.write_error = exc
             self.progress.finished(row, trials)
+
+        def stop_all(self) -> bool:  # asked by the stopper after every result
+            return self.write_error is not None
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._finish(trial, "", False, trials)
@@ -622,9 +661,12 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                     "optuna_storage": STUDY_FILE,
                     "started": (meta or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
                     "resumed": ((meta or {}).get("resumed", 0) + 1) if meta else 0}
-        write_run_json(run_dir, run_info)
-        if prior is not None:
-            write_table(run_dir, rows)
+        try:
+            write_run_json(run_dir, run_info)
+            if prior is not None:
+                write_table(run_dir, rows)
+        except OSError as exc:
+            raise _write_failure(run_dir, exc) from None
 
         if on_start is not None:
             on_start(run_dir)
@@ -633,10 +675,13 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         if remaining > 0:
             outcome_interrupted = _tune(cfg, proxy, space, study, data, run_dir, rows, pending,
                                         done, searched_done, fault)
-        table = write_table(run_dir, rows)
-        run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        run_info["interrupted"] = outcome_interrupted
-        write_run_json(run_dir, run_info)
+        try:
+            table = write_table(run_dir, rows)
+            run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            run_info["interrupted"] = outcome_interrupted
+            write_run_json(run_dir, run_info)
+        except OSError as exc:
+            raise _write_failure(run_dir, exc) from None
     finally:
         if lock is not None:
             lock.release()
@@ -698,6 +743,7 @@ def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_
                                   time_budget_s=cfg.time_budget_s, reuse_actors=True)
     run_config = tune.RunConfig(name="ray", storage_path=str(storage), verbose=0,
                                 callbacks=[writer], log_to_file=True,
+                                stop=_stopper_class()(writer),
                                 failure_config=tune.FailureConfig(max_failures=0),
                                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1))
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
@@ -712,7 +758,35 @@ def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_
         interrupted = True
     if progress.tty:
         sys.stderr.write("\n")
+    if writer.write_error is not None:
+        raise _write_failure(run_dir, writer.write_error)
     return interrupted
+
+
+def _write_failure(run_dir: Path, exc: OSError) -> ValueError:
+    name = Path(exc.filename).name if getattr(exc, "filename", None) else "trials.parquet"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return ValueError(f"could not write {run_dir / name}: {reason}; the last good table is "
+                      f"kept: free some space (or make the folder writable) and resume with "
+                      f"--resume {run_dir}")
+
+
+def _stopper_class():
+    from ray.tune import Stopper
+
+    class WriteFailureStopper(Stopper):
+        """Stops the whole experiment once the table can no longer be written."""
+
+        def __init__(self, writer):
+            self.writer = writer
+
+        def __call__(self, trial_id, result) -> bool:
+            return self.writer.stop_all()
+
+        def stop_all(self) -> bool:
+            return self.writer.stop_all()
+
+    return WriteFailureStopper
 
 
 def _asha(max_t: int):

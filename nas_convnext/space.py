@@ -177,6 +177,8 @@ class DesignSpace:
             method = f"estimated from {SAMPLE_ESTIMATE} random designs"
             designs = [self.sample(rng) for _ in range(SAMPLE_ESTIMATE)]
             valid = None
+        if not designs:
+            self._no_valid_design()
         flops = [complexity(a, resolution).flops for a in designs]
         info: dict[str, Any] = {
             "name": self.name, "source": self.source, "description": self.description,
@@ -202,7 +204,20 @@ class DesignSpace:
         else:
             rng = random.Random(0)
             designs = (self.sample(rng) for _ in range(SAMPLE_ESTIMATE))
-        return min(designs, key=lambda a: complexity(a, resolution).flops)
+        best = min(designs, key=lambda a: complexity(a, resolution).flops, default=None)
+        if best is None:
+            self._no_valid_design()
+        return best
+
+    def _no_valid_design(self) -> None:
+        """Raise: no combination of the space's values is a valid design; say why for one."""
+        why = ""
+        try:
+            Arch(**{k: v[0] for k, v in self.dims})
+        except ValueError as exc:
+            why = f" (the first, for one: {exc})"
+        raise ValueError(f"{self.source or self.name}: none of the space's {self.size:,} "
+                         f"combinations is a valid design{why}; change its values")
 
 
 def shipped_spaces() -> dict[str, Path]:

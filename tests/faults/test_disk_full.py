@@ -1,0 +1,76 @@
+"""A full disk (or a folder that cannot be written) in the middle of a search."""
+from __future__ import annotations
+
+import errno
+import os
+import types
+
+import pandas as pd
+import pytest
+
+from nas_convnext import results
+from nas_convnext.cli import main
+from nas_convnext.search import run_search
+
+from .conftest import small_config
+
+
+class _FullDisk(types.SimpleNamespace):
+    """`os` for nas_convnext.results, whose fsync fails with ENOSPC from its n-th call on.
+
+    The real atomic_write_bytes runs (temporary file, fsync, rename), so its clean-up is what
+    is tested, not a stand-in's.
+    """
+
+    def __init__(self, fail_from: int):
+        super().__init__(calls=0, fail_from=fail_from)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def fsync(self, fd):
+        self.calls += 1
+        if self.calls >= self.fail_from:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.fsync(fd)
+
+
+# fsync calls: 1 run.json, 2-3 the table after the first trial, 4 the table after the second.
+FAIL_FROM = 4
+
+
+def _check_folder(run):
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+    assert not (run / ".lock").exists()
+    df = results.read_table(run)  # the last good table, whole and readable
+    assert len(df) == 1 and df["status"].tolist() == ["completed"]
+    assert len(pd.read_csv(run / "trials.csv")) == 1
+
+
+def test_full_disk_keeps_the_last_good_table(ray_session, tmp_path, monkeypatch):
+    disk = _FullDisk(FAIL_FROM)
+    monkeypatch.setattr(results, "os", disk)
+    with pytest.raises(ValueError) as exc:
+        run_search(small_config(tmp_path, "full", trials=1, concurrency=1))
+    msg = str(exc.value)
+    run = tmp_path / "full"
+    assert f"could not write {run / 'trials.parquet'}" in msg, msg
+    assert "No space left on device" in msg and "last good table is kept" in msg
+    assert f"--resume {run}" in msg
+    monkeypatch.setattr(results, "os", os)
+    _check_folder(run)
+
+
+def test_full_disk_through_the_cli_is_one_line(ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(results, "os", _FullDisk(FAIL_FROM))
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+                 "--trials", "1", "--concurrency", "1", "--name", "full",
+                 "--results-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    monkeypatch.setattr(results, "os", os)
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("nas-convnext")]
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(lines) == 1 and "No space left on device" in lines[0]
+    assert str(tmp_path / "full" / "trials.parquet") in lines[0]
+    _check_folder(tmp_path / "full")

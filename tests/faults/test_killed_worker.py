@@ -9,7 +9,6 @@ import time
 
 import pandas as pd
 import psutil
-import pytest
 
 TRIAL_ACTOR = "ray::ImplicitFunc"  # Ray 2.60's process title for a function trainable's actor
 

@@ -426,9 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_presets)
 
     s = sub.add_parser("flops", help="FLOPs, params and activations of one design")
-    s.add_argument("design", help="a preset name or a YAML/JSON file of design fields")
-    s.add_argument("overrides", nargs="*", metavar="key=value",
-                   help=f"override fields ({', '.join(FIELD_NAMES)})")
+    _design_arguments(s)
     s.add_argument("--json", action="store_true")
     s.add_argument("--check", action="store_true", help="also build the model and run fvcore")
     s.add_argument("--resolution", type=_positive_int, default=224)
@@ -451,9 +449,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_space)
 
     s = sub.add_parser("train", help="train one design's proxy and report its accuracy")
-    s.add_argument("design", help="a preset name or a YAML/JSON file of design fields")
-    s.add_argument("overrides", nargs="*", metavar="key=value",
-                   help=f"override fields ({', '.join(FIELD_NAMES)})")
+    _design_arguments(s)
     s.add_argument("--dataset", default="synthetic",
                    help="synthetic (default, needs no files), idx, cifar10, cifar100, imagefolder")
     s.add_argument("--data-dir", default=None, help="the dataset's folder (all but synthetic)")
@@ -509,6 +505,12 @@ def _int_at_least(low: int):
 
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
+
+
+def _design_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("design", help="a preset name or a YAML/JSON file of design fields")
+    s.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"override fields ({', '.join(FIELD_NAMES)})")
 
 
 def _training_options(s: argparse.ArgumentParser) -> None:

@@ -367,6 +367,12 @@ def test_cli_train_unknown_design_and_too_small_resolution(capsys, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet50", "convnext_t"])
 def test_cpu_proxy_learns_above_chance(synthetic, name):
-    r = train_trial(arch(name), get_proxy("cpu"), synthetic, seed=0, threads=2)
+    proxy = get_proxy("cpu")
+    r = train_trial(arch(name), proxy, synthetic, seed=0, threads=2)
     assert r.status == "completed" and r.epochs == 3
-    assert r.top1 > 0.12, f"{name}: top1 {r.top1:.3f}, chance is 1/12 = 0.083"
+    # "Clearly above chance": more than four standard errors of a chance-level accuracy on the
+    # validation subset (1/12 = 8.3%, SE 0.6 points on 2,000 images), i.e. above ~10.8%.
+    chance = 1 / synthetic.num_classes
+    n_val = min(proxy.val_size, len(synthetic.val_y))
+    bar = chance + 4 * (chance * (1 - chance) / n_val) ** 0.5
+    assert r.top1 > bar, f"{name}: top1 {r.top1:.3f}, chance {chance:.3f}, bar {bar:.3f}"

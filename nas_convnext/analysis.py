@@ -86,7 +86,7 @@ DIMENSIONS: tuple[str, ...] = (
 )
 
 #: Trial statuses a run writes; only the first is usable.
-STATUSES: tuple[str, ...] = ("completed", "stopped_early", "diverged", "error")
+from .results import STATUSES  # noqa: E402 - the table's statuses, defined once
 
 #: The ``reference`` tag of the ConvNeXt-T row.
 CONVNEXT_TAG = "convnext_t"

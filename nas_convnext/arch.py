@@ -162,9 +162,6 @@ class Arch:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Arch))
-# Fields that change FLOPs; act, activations and layer_scale cost no FLOPs under fvcore's
-# convention, which lets a space enumeration reuse counts.
-FLOP_FIELDS = tuple(n for n in FIELD_NAMES if n not in ("act", "activations", "layer_scale"))
 
 
 def round_to(x: float, m: int) -> int:

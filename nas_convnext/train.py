@@ -17,12 +17,10 @@ import torch.nn.functional as F
 
 from .arch import Arch
 from .build import build_model
-from .complexity import scale_width
 from .plan import stage_sizes
 from .proxy import Proxy
 
 Report = Callable[[dict[str, Any]], None]
-STATUSES = ("completed", "stopped_early", "diverged", "error")
 
 
 @dataclass
@@ -252,8 +250,3 @@ def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | 
     if images:
         result.images_per_s = images / result.elapsed_s
     return result
-
-
-def proxy_arch(arch: Arch, proxy: Proxy) -> Arch:
-    """The design as the proxy trains it (its width scaled and kept valid)."""
-    return scale_width(arch, proxy.width_mult)

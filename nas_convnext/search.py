@@ -6,13 +6,17 @@ concurrency, ASHA, clusters). The bridge is `StudySearcher`, a Ray Tune Searcher
 study for designs and tells it the outcomes itself, so that trials stopped early are reported
 to Optuna as pruned, not as finished results. `TableWriter`, a Tune callback in the driver,
 writes the trials table after every finished trial, so a crash loses at most the trials in
-flight, and a resumed run skips every design already in the table.
+flight. A resumed run keeps every row, trains the designs that were in flight under their own
+Optuna trials (`unfinished_proposals`), and, since each proposal's sampler is seeded by the run's
+seed and the trial's number (`proposal_seed`), goes on proposing what the uninterrupted run would.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
+import signal
 import sys
 import time
 import warnings
@@ -108,6 +112,14 @@ class Candidate:
     recipe: str = "modern"     # roadmap step 0 trains with ResNet's original recipe
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A design waiting to be trained ahead of any new proposal."""
+    cand: Candidate
+    number: int | None = None  # its Optuna trial (None for reference points and roadmap steps)
+    tell: bool = False         # whether that trial still waits for its outcome
+
+
 def within_budget(arch: Arch, budget: float, fit: bool) -> Candidate | None:
     """The design as it will be trained, or None when it cannot meet the budget."""
     c = complexity(arch)
@@ -145,6 +157,18 @@ def check_budget(space: DesignSpace, budget: float, fit: bool) -> None:
                      f"{', even with its width narrowed' if fit else ''}): raise the budget")
 
 
+def proposal_seed(seed: int, number: int) -> int:
+    """The sampler's seed for the study's trial `number`.
+
+    Each proposal draws from a sampler seeded by the run's seed and the trial's number, not
+    from one generator that runs through the whole search: a resumed run then proposes what
+    the uninterrupted run would have proposed at the same trial, although its sampler is new.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([int(seed), int(number)]).generate_state(1)[0])
+
+
 def make_sampler(name: str, seed: int, space: DesignSpace):
     import optuna
 
@@ -162,6 +186,74 @@ def make_sampler(name: str, seed: int, space: DesignSpace):
 
     grid = {k: [label(v) for v in vals] for k, vals in space.dimensions.items()}
     return optuna.samplers.GridSampler(grid, seed=seed)
+
+
+def proposal_sampler(name: str, seed: int, space: DesignSpace, number: int):
+    """The sampler that proposes the study's trial `number` (see `proposal_seed`)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return make_sampler(name, proposal_seed(seed, number), space)
+
+
+def tell_outcome(study, trial, outcome: dict[str, Any]) -> None:
+    """Tell Optuna a trained design's outcome; `trial` is a Trial or a trial number.
+
+    Stopped-early trials are PRUNED (their top-1 is not a finished result); diverged ones
+    count as top-1 0 at their FLOPs, so the sampler learns to avoid them; errors are FAIL.
+    """
+    from optuna.trial import TrialState
+
+    status = outcome["status"]
+    if status == "completed":
+        study.tell(trial, [float(outcome["top1"]), outcome["flops"] / 1e9])
+    elif status == "diverged":
+        study.tell(trial, [0.0, outcome["flops"] / 1e9])
+    elif status == "stopped_early":
+        study.tell(trial, state=TrialState.PRUNED)
+    else:
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def unfinished_proposals(study, done: dict[str, dict]) -> list[Queued]:
+    """The designs an interrupted run chose for training but has no row of: to train first.
+
+    Each keeps its Optuna trial, and so its number: together with `proposal_seed`, the resumed
+    run then proposes trial for trial what the uninterrupted run would have. A trial still
+    RUNNING is told its outcome once its design is trained; one the study was told of whose row
+    was never written (the run stopped between the two) is trained for its row only; a RUNNING
+    trial whose row exists is told from the row. A trial interrupted while it was being
+    proposed (no design chosen yet) is marked failed.
+    """
+    from optuna.trial import TrialState
+
+    out: list[Queued] = []
+    seen: set[str] = set()
+    for t in study.get_trials(deepcopy=False):
+        design = t.user_attrs.get("design")
+        running = t.state == TrialState.RUNNING
+        if design is None:
+            if running:
+                study.tell(t.number, state=TrialState.FAIL)
+            continue
+        if t.state not in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        arch = Arch.from_row(design)
+        key = arch.key()
+        if key in done:
+            if running:
+                tell_outcome(study, t.number, done[key])
+            continue
+        if key in seen:  # cannot happen with one searcher; never train a design twice
+            if running:
+                study.tell(t.number, state=TrialState.FAIL)
+            continue
+        seen.add(key)
+        c = complexity(arch)
+        cand = Candidate(arch, c.flops, c.params, bool(t.user_attrs.get("fitted", False)))
+        out.append(Queued(cand, t.number, tell=running))
+    return out
 
 
 # ----- status of a finished trial -----
@@ -183,14 +275,16 @@ def _searcher_class():
 
     class _StudySearcher(Searcher):
         def __init__(self, study, space: DesignSpace, budget: float, fit: bool,
-                     trials: int, pending: list[Candidate], done: dict[str, dict],
-                     base_config: dict[str, Any], planned_epochs: int, already: int):
+                     trials: int, pending: list[Queued], done: dict[str, dict],
+                     base_config: dict[str, Any], planned_epochs: int, already: int,
+                     sampler: Callable[[int], Any]):
             super().__init__(metric="top1", mode="max")
             self.study, self.space, self.budget, self.fit = study, space, budget, fit
+            self.sampler = sampler              # trial number -> the sampler that proposes it
             self.trials, self.pending, self.done = trials, list(pending), dict(done)
             self.base, self.planned_epochs = base_config, planned_epochs
             self.asked = already            # searched designs proposed so far (incl. resumed)
-            self.live: dict[str, Any] = {}  # tune trial id -> optuna trial
+            self.live: dict[str, Any] = {}  # tune trial id -> optuna trial (or its number)
             self.configs: dict[str, dict[str, Any]] = {}
             self.in_flight: set[str] = set()
             self.order = base_config.get("order_start", 0)
@@ -213,13 +307,20 @@ def _searcher_class():
             self.configs[trial_id] = cfg
             return cfg
 
+        def _ask(self):
+            self.study.sampler = self.sampler(len(self.study.get_trials(deepcopy=False)))
+            return self.study.ask()
+
         def suggest(self, trial_id: str):
             if self.pending:
-                return self._config(trial_id, self.pending.pop(0), None)
+                q = self.pending.pop(0)
+                if q.tell:
+                    self.live[trial_id] = q.number
+                return self._config(trial_id, q.cand, q.number)
             if self.asked >= self.trials or self.exhausted:
                 return Searcher.FINISHED
             for _ in range(500):
-                t = self.study.ask()
+                t = self._ask()
                 try:
                     arch = self.space.suggest(t)
                 except ValueError as exc:          # a combination that breaks a group rule
@@ -243,6 +344,8 @@ def _searcher_class():
                     t.set_user_attr("duplicate", True)
                     self.study.tell(t, state=TrialState.FAIL)
                     continue
+                # Chosen for training: a resumed run finds it by this (unfinished_proposals).
+                t.set_user_attr("design", cand.arch.to_dict())
                 self.live[trial_id] = t
                 self.asked += 1
                 return self._config(trial_id, cand, t.number)
@@ -251,15 +354,7 @@ def _searcher_class():
             return Searcher.FINISHED
 
         def _tell(self, t, outcome: dict[str, Any]) -> None:
-            status = outcome["status"]
-            if status == "completed":
-                self.study.tell(t, [float(outcome["top1"]), outcome["flops"] / 1e9])
-            elif status == "diverged":
-                self.study.tell(t, [0.0, outcome["flops"] / 1e9])
-            elif status == "stopped_early":
-                self.study.tell(t, state=TrialState.PRUNED)
-            else:
-                self.study.tell(t, state=TrialState.FAIL)
+            tell_outcome(self.study, t, outcome)
 
         def on_trial_complete(self, trial_id: str, result=None, error: bool = False):
             t = self.live.pop(trial_id, None)
@@ -328,6 +423,8 @@ def _maybe_inject_fault(config: dict[str, Any], epoch: int = 0) -> str:
     "raise:K" raises at the end of the first epoch of the trial started K-th, "kill:K" kills
     its worker process there (SIGKILL), "nan:K" makes its training loss NaN from then on, so
     the trial diverges in epoch 2; K may be "all". Returns the kind that fired ("" for none).
+    "interrupt:K" acts in the driver instead: the search process sends itself SIGINT when
+    that trial reports its first epoch (TableWriter.on_trial_result).
     """
     kind = _fault_kind(config)
     if not kind or epoch != 1:
@@ -453,6 +550,8 @@ def _callback_class():
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.progress.update(trials)
+            if _fault_kind(trial.config) == "interrupt" and result.get("epoch") == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C, while the trial still runs
 
         def _finish(self, trial, error_text: str, error: bool, trials) -> None:
             result = trial.last_result or {}
@@ -630,16 +729,9 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         lock = RunLock(run_dir).acquire()
 
         rows: list[dict[str, Any]] = []
-        done: dict[str, dict] = {}
-        if prior is not None:
+        if prior is not None:  # errors are dropped: a resumed run tries those designs again
             kept = prior[prior["status"] != "error"]
             rows = [_restore_row(r) for r in kept.to_dict("records")]
-            for r in rows:
-                done[Arch.from_row(r).key()] = {"status": r["status"], "top1": r["top1"],
-                                                "flops": r["flops"]}
-        done_refs = {r["reference"] for r in rows if r["reference"]}
-        pending = [c for c in refs if c.reference not in done_refs]
-        searched_done = sum(1 for r in rows if not r["reference"])
 
         storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -648,7 +740,7 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
             study = optuna.create_study(study_name="search", storage=storage, sampler=sampler,
                                         directions=["maximize", "minimize"], load_if_exists=True)
             study.set_metric_names(["top1", "gflops"])
-        _fail_stale_trials(study)
+        pending, done, proposed = work_left(study, rows, refs)
 
         run_info = {"kind": "search" if fixed is None else "roadmap",
                     "command": command_line(), "config": cfg.to_dict(),
@@ -670,11 +762,11 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
 
         if on_start is not None:
             on_start(run_dir)
-        remaining = len(pending) + max(0, cfg.trials - searched_done)
+        remaining = len(pending) + max(0, cfg.trials - proposed)
         outcome_interrupted = False
         if remaining > 0:
             outcome_interrupted = _tune(cfg, proxy, space, study, data, run_dir, rows, pending,
-                                        done, searched_done, fault)
+                                        done, proposed, fault)
         try:
             table = write_table(run_dir, rows)
             run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -710,25 +802,37 @@ def _restore_row(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _fail_stale_trials(study) -> None:
-    """Trials left RUNNING by an interrupted run will never report: mark them failed."""
-    from optuna.trial import TrialState
+def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate]
+              ) -> tuple[list[Queued], dict[str, dict], int]:
+    """A run's state, read from its table and its study (both empty for a new run).
 
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+    Returns what to train before any new proposal (reference points without a row, then the
+    designs an interrupted run had chosen but not finished), the outcome of every design with
+    a row, by `Arch.key`, and how many searched designs count as proposed already.
+    """
+    done = {Arch.from_row(r).key(): {"status": r["status"], "top1": r["top1"],
+                                     "flops": r["flops"]} for r in rows}
+    done_refs = {r["reference"] for r in rows if r["reference"]}
+    pending = [Queued(c) for c in refs if c.reference not in done_refs]
+    unfinished = unfinished_proposals(study, done)
+    proposed = sum(1 for r in rows if not r["reference"]) + len(unfinished)
+    return pending + unfinished, done, proposed
 
 
 def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_dir: Path,
-          rows: list[dict[str, Any]], pending: list[Candidate], done: dict[str, dict],
-          searched_done: int, fault: str) -> bool:
+          rows: list[dict[str, Any]], pending: list[Queued], done: dict[str, dict],
+          proposed: int, fault: str) -> bool:
+    """Train the pending designs, then Optuna's proposals until `cfg.trials` searched designs
+    (counting the `proposed` ones of earlier runs) have been trained; True when interrupted."""
     from ray import tune
 
     planned = proxy.epochs
     base = {"proxy": proxy.to_dict(), "seed": cfg.seed, "cpus_per_trial": cfg.cpus_per_trial,
             "order_start": max([int(r["order"]) for r in rows], default=0), "fault": fault}
+    sampler = functools.partial(proposal_sampler, cfg.sampler, cfg.seed, space)
     searcher = _searcher_class()(study, space, cfg.budget, cfg.fit_width, cfg.trials, pending,
-                                 done, base, planned, searched_done)
-    total = len(pending) + max(0, cfg.trials - searched_done)
+                                 done, base, planned, proposed, sampler)
+    total = len(pending) + max(0, cfg.trials - proposed)
     start = time.time()
     progress = Progress(total, start, cfg.time_budget_s)
     writer = _callback_class()(run_dir, rows, planned, progress)

@@ -5,6 +5,7 @@ crash or a full disk leaves the last good file intact, never a half-written one.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -179,33 +180,52 @@ def _plain(x: Any) -> Any:
 
 
 class RunLock:
-    """An exclusive lock on a run folder, so two searches never write the same table."""
+    """An exclusive lock on a run folder, so two searches never write the same table.
+
+    The lock is the kernel's (`flock`) on the file `.lock`, not the file's existence: it ends
+    with its process however that process ends, so a killed search leaves no lock to clear
+    by hand, and two searches that start together cannot both take it (a lock file written
+    by pid would leave a moment when it exists but says nothing, and another moment when two
+    processes both see a dead owner and both remove it). The file holds the owner's pid and
+    host, for the message.
+    """
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK
-        self.held = False
+        self.fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self.fd is not None
 
     def acquire(self) -> "RunLock":
-        for _ in range(2):
+        for _ in range(10):
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                pid = _read_pid(self.path)
-                if pid is not None and _alive(pid):
-                    raise ValueError(f"{self.path.parent} is in use by another search "
-                                     f"(process {pid}); wait for it or choose another --name")
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_owner(fd)
+                os.close(fd)
+                raise ValueError(f"{self.path.parent} is in use by another search{owner}; "
+                                 f"wait for it or choose another --name") from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # its holder removed the file between our open and our lock
+                os.close(fd)
                 continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(f"{os.getpid()}\n{socket.gethostname()}\n")
-            self.held = True
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
+            self.fd = fd
             return self
-        raise ValueError(f"could not lock {self.path.parent}")
+        raise ValueError(f"could not lock {self.path.parent}: other searches keep taking it")
 
     def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
+        if self.fd is not None:
+            self.path.unlink(missing_ok=True)  # removed while still locked, then let go
+            os.close(self.fd)
+            self.fd = None
 
     def __enter__(self) -> "RunLock":
         return self.acquire()
@@ -214,26 +234,12 @@ class RunLock:
         self.release()
 
 
-def _read_pid(path: Path) -> int | None:
+def _read_owner(fd: int) -> str:
     try:
-        lines = path.read_text().split()
-        if len(lines) >= 2 and lines[1] != socket.gethostname():
-            return -1  # another machine's lock: treat as alive
-        return int(lines[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == -1:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        pid, host = os.pread(fd, 200, 0).decode().split()[:2]
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ""
+    return f" (process {pid})" if host == socket.gethostname() else f" (process {pid} on {host})"
 
 
 def command_line() -> list[str]:

@@ -1092,7 +1092,8 @@ class _Writer:
             else:
                 atomic_write_bytes(path, data)
         except OSError as exc:
-            raise ValueError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise ValueError(f"cannot write {path}: {exc.strerror or exc}; make the folder "
+                             f"writable, or write the report elsewhere with --out DIR") from None
         self.files.append(path)
 
 

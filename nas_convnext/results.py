@@ -48,7 +48,10 @@ os.umask(_UMASK)
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a read-only folder fails here: name the file we meant to write
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
@@ -215,8 +218,12 @@ class RunLock:
             if not same:  # its holder removed the file between our open and our lock
                 os.close(fd)
                 continue
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n{socket.gethostname()}\n".encode())
+            except OSError:
+                os.close(fd)
+                raise
             self.fd = fd
             return self
         raise ValueError(f"could not lock {self.path.parent}: other searches keep taking it")

@@ -725,8 +725,13 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
     lock = None
     try:
         check_resources(cfg)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        lock = RunLock(run_dir).acquire()
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(run_dir).acquire()
+        except OSError as exc:  # a read-only folder, or one that is not ours
+            fix = ("make it writable, or copy the run somewhere writable and resume the copy"
+                   if resume_dir is not None else "choose a writable --results-dir")
+            raise ValueError(f"cannot write in {run_dir}: {exc.strerror or exc}; {fix}") from None
 
         rows: list[dict[str, Any]] = []
         if prior is not None:  # errors are dropped: a resumed run tries those designs again

@@ -16,7 +16,6 @@ import dataclasses
 import functools
 import math
 import os
-import signal
 import sys
 import time
 import warnings
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from . import faults
 from .arch import Arch, presets
 from .complexity import complexity, fit_width, scale_width
 from .proxy import Proxy, get_proxy, proxy_from_dict
@@ -388,10 +388,10 @@ def trainable(config: dict[str, Any], data=None) -> None:
     arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
-    poisoned = _PoisonedLoss(train_module.F) if _fault_kind(config) == "nan" else None
+    poisoned = faults.PoisonedLoss(train_module.F) if faults.kind(config) == "nan" else None
 
     def report(metrics: dict[str, Any]) -> None:
-        if _maybe_inject_fault(config, metrics["epoch"]) == "nan" and poisoned is not None:
+        if faults.inject(config, metrics["epoch"]) == "nan" and poisoned is not None:
             poisoned.on = True
         tune.report({**metrics, "node_id": node, "status": "running"})
 
@@ -409,47 +409,6 @@ def trainable(config: dict[str, Any], data=None) -> None:
                      "top5": last.get("top5", math.nan), "loss": last.get("loss", math.nan),
                      "images_per_s": result.images_per_s, "elapsed_s": result.elapsed_s,
                      "node_id": node, "status": "diverged", "message": result.message})
-
-
-def _fault_kind(config: dict[str, Any]) -> str:
-    """The kind of fault injected into this trial ("" for none)."""
-    kind, _, which = (config.get("fault") or "").partition(":")
-    return kind if which in ("all", str(config.get("order"))) else ""
-
-
-def _maybe_inject_fault(config: dict[str, Any], epoch: int = 0) -> str:
-    """Test hook, set by the environment variable NAS_CONVNEXT_FAULT of the search process.
-
-    "raise:K" raises at the end of the first epoch of the trial started K-th, "kill:K" kills
-    its worker process there (SIGKILL), "nan:K" makes its training loss NaN from then on, so
-    the trial diverges in epoch 2; K may be "all". Returns the kind that fired ("" for none).
-    "interrupt:K" acts in the driver instead: the search process sends itself SIGINT when
-    that trial reports its first epoch (TableWriter.on_trial_result).
-    """
-    kind = _fault_kind(config)
-    if not kind or epoch != 1:
-        return ""
-    if kind == "raise":
-        raise RuntimeError(f"injected failure in trial {config.get('order')}")
-    if kind == "kill":
-        os.kill(os.getpid(), 9)
-    return kind
-
-
-class _PoisonedLoss:
-    """torch.nn.functional, except that the training loss is NaN once `on` (the "nan" fault)."""
-
-    def __init__(self, real: Any):
-        self.real, self.on = real, False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def cross_entropy(self, *args: Any, **kwargs: Any) -> Any:
-        loss = self.real.cross_entropy(*args, **kwargs)
-        if self.on and kwargs.get("reduction", "mean") == "mean":  # evaluation sums
-            return loss * float("nan")
-        return loss
 
 
 # ----- the driver -----
@@ -550,8 +509,7 @@ def _callback_class():
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.progress.update(trials)
-            if _fault_kind(trial.config) == "interrupt" and result.get("epoch") == 1:
-                os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C, while the trial still runs
+            faults.in_driver(trial.config, result)
 
         def _finish(self, trial, error_text: str, error: bool, trials) -> None:
             result = trial.last_result or {}
@@ -693,7 +651,7 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
     """
     import optuna
 
-    fault = os.environ.get("NAS_CONVNEXT_FAULT", "")
+    fault = faults.from_environment()
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         meta = read_run_json(run_dir)

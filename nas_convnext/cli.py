@@ -148,8 +148,10 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
 
     import pandas as pd
 
+    from .proxy import get_proxy
     from .search import SearchConfig, roadmap_candidates, run_search
 
+    get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
     name = args.name or f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}"
     cfg = SearchConfig(budget=1e15, trials=0, scheduler="none", proxy=args.proxy,
                        epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
@@ -444,7 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
     s.add_argument("space", help="a shipped space name (convnext, small) or a YAML file")
     s.add_argument("--budget", type=_budget, default=None, help="e.g. 4.5GFLOPs")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_space)
 
@@ -455,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-dir", default=None, help="the dataset's folder (all but synthetic)")
     s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu (default), gpu")
     s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads for torch (default: torch's choice)")
     s.add_argument("--out", default=None, metavar="FILE", help="write the metrics as JSON here")
@@ -485,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: all; PNGs come with md and html)")
     s.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here instead of the run folder")
-    s.add_argument("--seed", type=_nonneg_int, default=0, help="bootstrap seed (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="bootstrap seed (default 0)")
     s.set_defaults(func=cmd_analyze)
     return p
 
@@ -505,6 +507,14 @@ def _int_at_least(low: int):
 
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
+SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
+
+
+def _seed(text: str) -> int:
+    v = _nonneg_int(text)
+    if v > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at most {SEED_MAX}")
+    return v
 
 
 def _design_arguments(s: argparse.ArgumentParser) -> None:
@@ -522,7 +532,7 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--concurrency", type=_positive_int, default=None)
     s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0)
     s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=_seed, default=0)
     s.add_argument("--name", default=None, help="run folder name under results/")
     s.add_argument("--address", default=None, help="join a Ray cluster: auto, HOST:PORT, ray://...")
     s.add_argument("--results-dir", default="results", help=argparse.SUPPRESS)

@@ -76,8 +76,12 @@ class SearchConfig:
             raise ValueError(f"--gpus-per-trial {self.gpus_per_trial!r}: expected a number >= 0")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ValueError(f"--time-budget {self.time_budget_s!r}: expected a positive duration")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"--seed {self.seed!r}: expected an integer from 0 to {2**32 - 1}")
         if self.name is not None:
             check_run_name(self.name)
+        if self.address:
+            cluster_endpoint(self.address)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -152,9 +156,12 @@ def check_budget(space: DesignSpace, budget: float, fit: bool) -> None:
         return
     if fit and within_budget(cheapest, budget, fit=True) is not None:
         return
-    raise ValueError(f"budget {budget / 1e9:.3f} GFLOPs is below the smallest design of space "
-                     f"{space.name!r} ({smallest / 1e9:.3f} GFLOPs"
-                     f"{', even with its width narrowed' if fit else ''}): raise the budget")
+    shown = f"{budget / 1e9:.3f} GFLOPs" if budget >= 1e6 else f"{budget:g} FLOPs"
+    hint = (f" (a bare number counts FLOPs: for giga-FLOPs write {budget:g}GFLOPs)"
+            if budget < 1e6 else "")
+    raise ValueError(f"budget {shown} is below the smallest design of space {space.name!r} "
+                     f"({smallest / 1e9:.3f} GFLOPs"
+                     f"{', even with its width narrowed' if fit else ''}): raise the budget{hint}")
 
 
 def proposal_seed(seed: int, number: int) -> int:
@@ -412,6 +419,42 @@ def trainable(config: dict[str, Any], data=None) -> None:
 
 
 # ----- the driver -----
+def cluster_endpoint(address: str) -> tuple[str, int] | None:
+    """(host, port) of a `--address`, None for "auto"; a ValueError for anything else."""
+    if address == "auto":
+        return None
+    rest = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = rest.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 \
+            or any(c.isspace() or c in "/@?#" for c in host):
+        raise ValueError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT "
+                         f"(the head node's address, e.g. 10.0.0.5:6379)")
+    return host, int(port)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds, and in one line, when nothing listens at the cluster's address.
+
+    `ray.init` would wait for minutes on an address where nothing answers, and end with a
+    traceback; a plain TCP connection says at once whether anything is there.
+    """
+    import socket
+
+    endpoint = cluster_endpoint(address)
+    if endpoint is None:
+        return
+    try:
+        with socket.create_connection(endpoint, timeout=10):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ValueError(f"--address {address}: nothing answers at {endpoint[0]}:{endpoint[1]} "
+                         f"({reason}); start the cluster (`ray start --head`) or check the "
+                         f"address") from None
+
+
+
 def default_run_name(space: DesignSpace, budget: float) -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{space.name}-{budget / 1e9:g}G"
 
@@ -431,13 +474,20 @@ def _init_ray(cfg: SearchConfig) -> bool:
 
     import ray
 
+    if cfg.address:
+        _check_reachable(cfg.address)
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                               "log_to_driver": False, "configure_logging": True}
     if cfg.address:
-        ray.init(address=cfg.address, **kwargs)
+        try:
+            ray.init(address=cfg.address, **kwargs)
+        except (ConnectionError, TimeoutError) as exc:  # "auto" with no cluster, a client timeout
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"--address {cfg.address}: could not join the Ray cluster: "
+                             f"{first}") from None
         return True
     from ray._private import services
 
@@ -661,7 +711,8 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         meta, prior = None, None
     space = load_space(cfg.space)
     proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
-    check_budget(space, cfg.budget, cfg.fit_width)
+    if fixed is None and (meta or {}).get("kind") != "roadmap":  # the roadmap has no budget
+        check_budget(space, cfg.budget, cfg.fit_width)
     sampler = make_sampler(cfg.sampler, cfg.seed, space)
     from .train import check_resolution, load_proxy_data
 

@@ -1,9 +1,11 @@
 """Random bad input to the command line and to space files: it works, or exits 2 in one line.
 
-No search runs here: `run_search` is replaced by a stub, so only the argument checks are swept.
+Nothing is trained here: each command is stopped where its real work would begin (a stub for
+`run_search`, Ray's start, training or the report), so only the checks of the input are swept.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 import nas_convnext.search as search_module
 from nas_convnext import space as space_module
 from nas_convnext.arch import FIELD_NAMES
-from nas_convnext.cli import main
+from nas_convnext.cli import build_parser, main
 
 SWEEP = settings(max_examples=int(os.environ.get("FAULT_SWEEP_EXAMPLES", "150")), deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -61,8 +63,13 @@ def _one_line_error(code: int, err: str, value: str) -> None:
     assert "Traceback" not in err, err
     assert len(lines) == 1, err
     shown = " ".join(value.split())
+    try:  # a number may be named as parsed: "1.0" as "budget 1 FLOPs"
+        number = f"{float(value):g}"
+    except (ValueError, OverflowError):
+        number = None
     assert repr(value) in err or shown in lines[0] or repr(shown) in lines[0] \
-        or ascii(value) in lines[0], (value, lines[0])
+        or ascii(value) in lines[0] or (number is not None and number in lines[0]), \
+        (value, lines[0])
 
 
 SEARCH_OPTIONS = ["--budget", "--trials", "--sampler", "--scheduler", "--proxy", "--epochs",
@@ -171,3 +178,74 @@ def test_space_files(capsys, monkeypatch, data):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert str(path) in lines[0] or "fuzz" in lines[0], lines[0]
+
+
+# ----- every option of every command -----
+def _value_options() -> list[tuple[str, str]]:
+    """(command, option) for every option that takes a value, read from the parser itself, so
+    an option added later is swept without editing this test."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    out = []
+    for command, sp in sub.choices.items():
+        for action in sp._actions:
+            if action.option_strings and action.nargs != 0:
+                out.append((command, action.option_strings[-1]))
+    return out
+
+
+VALUE_OPTIONS = _value_options()
+
+
+def _base_argv(command: str, results: str, run: str) -> list[str]:
+    return {"flops": ["flops", "convnext_t"],
+            "space": ["space", "small"],
+            "train": ["train", "convnext_t", "--proxy", "cpu-tiny"],
+            "roadmap": ["roadmap", "--train", "--proxy", "cpu-tiny", "--results-dir", results],
+            "search": ["search", "--budget", "4.5G", "--space", "small", "--proxy", "cpu-tiny",
+                       "--name", "ok", "--results-dir", results],
+            "analyze": ["analyze", run]}[command]
+
+
+@pytest.fixture
+def stop_before_work(monkeypatch):
+    """Stop each command where its real work would begin, after every check of its input:
+    Ray's start (search, roadmap --train), training (train), the report (analyze)."""
+    import nas_convnext.report as report_module
+    import nas_convnext.train as train_module
+
+    def reached(*args, **kwargs):
+        raise _Reached
+
+    monkeypatch.setattr(search_module, "_init_ray", reached)
+    monkeypatch.setattr(train_module, "train_trial", reached)
+    monkeypatch.setattr(report_module, "write_report", reached)
+
+
+def test_every_value_option_is_swept():
+    assert {c for c, _ in VALUE_OPTIONS} == {"flops", "space", "train", "roadmap", "search",
+                                             "analyze"}
+    assert len(VALUE_OPTIONS) >= 40 and ("search", "--address") in VALUE_OPTIONS
+
+
+@SWEEP
+@given(target=st.sampled_from(VALUE_OPTIONS), value=_values())
+def test_every_option_of_every_command(stop_before_work, capsys, monkeypatch, target, value):
+    command, option = target
+    with tempfile.TemporaryDirectory() as cwd:
+        monkeypatch.chdir(cwd)  # relative paths among the values land here
+        os.mkdir("results")
+        os.mkdir("run")
+        argv = [*_base_argv(command, os.path.abspath("results"), os.path.abspath("run")),
+                f"{option}={value}"]
+        try:
+            code = main(argv)
+        except _Reached:
+            code = None
+        err = capsys.readouterr().err
+        # Never a partial results folder, nor any file the command was not asked for.
+        assert os.listdir("results") == [] and os.listdir("run") == []
+        assert sorted(os.listdir(".")) == ["results", "run"], os.listdir(".")
+        monkeypatch.chdir(os.path.dirname(cwd))
+    if code is not None and code != 0:
+        _one_line_error(code, err, value)

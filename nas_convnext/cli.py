@@ -354,10 +354,19 @@ def _json_safe(v: Any) -> Any:
 # ----- analyze -----
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Write a run's report (figures, tables, verdict) and print a short summary."""
+    from pathlib import Path
+
     from .report import FORMATS, summary_text, write_report
 
     formats = tuple(args.format) if args.format else FORMATS
     info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
+    import pyarrow.parquet as pq
+
+    from .results import TABLE, unknown_columns_note
+
+    note = unknown_columns_note(args.run_dir, pq.read_schema(Path(args.run_dir) / TABLE).names)
+    if note:
+        print(note, file=sys.stderr)
     print(summary_text(info))
     return 0
 

@@ -101,6 +101,20 @@ def write_table(run_dir: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def unknown_columns_note(run_dir: Path, columns: Iterable[str]) -> str | None:
+    """A one-line note for columns of a table that nas-convnext does not know, None if none.
+
+    Such columns are kept (they may be a user's notes) but said out loud, since they may also
+    mean a table from another tool or version, or an edit gone wrong.
+    """
+    extra = [c for c in columns if c not in COLUMNS]
+    if not extra:
+        return None
+    return (f"nas-convnext: note: {Path(run_dir) / TABLE} has column(s) nas-convnext does not "
+            f"know: {extra}; they are kept as they are and not analysed (remove them from the "
+            f"table if they are not yours)")
+
+
 def read_table(run_dir: Path) -> pd.DataFrame:
     """The trials table, with an error naming the file when it is damaged."""
     path = Path(run_dir) / TABLE

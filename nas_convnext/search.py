@@ -28,7 +28,8 @@ from .arch import Arch, presets
 from .complexity import complexity, fit_width, scale_width
 from .proxy import Proxy, get_proxy, proxy_from_dict
 from .results import (RESULTS_DIR, RunLock, check_run_name, command_line, machine_info,
-                      package_versions, read_run_json, read_table, write_run_json, write_table)
+                      package_versions, read_run_json, read_table, unknown_columns_note,
+                      write_run_json, write_table)
 from .space import DesignSpace, load_space
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
@@ -707,6 +708,9 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         meta = read_run_json(run_dir)
         cfg = SearchConfig(**{**meta["config"], **_resume_overrides(cfg)})
         prior = read_table(run_dir) if (run_dir / "trials.parquet").exists() else None
+        note = unknown_columns_note(run_dir, prior.columns) if prior is not None else None
+        if note:
+            print(note, file=sys.stderr)
     else:
         meta, prior = None, None
     space = load_space(cfg.space)

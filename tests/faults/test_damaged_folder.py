@@ -96,16 +96,28 @@ def test_missing_column_error_names_file_and_columns(finished_run, tmp_path):
     assert str(run / "trials.parquet") in msg and "'status'" in msg and "'top1'" in msg
 
 
-def test_an_extra_column_is_kept_by_resume(finished_run, tmp_path):
-    """Unknown extra columns (a user's notes) are tolerated, and a resume keeps them."""
+def test_an_unknown_column_is_named_and_kept(finished_run, tmp_path, capsys):
+    """Unknown columns (perhaps a user's notes, perhaps another tool's table) are named in one
+    note by analyze and by a resume, which keep them as they are."""
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     shutil.rmtree(run / "ray", ignore_errors=True)
     df = pd.read_parquet(run / "trials.parquet")
     df["my_note"] = [f"note {i}" for i in range(len(df))]
     df.to_parquet(run / "trials.parquet", index=False)
+    table_bytes = (run / "trials.parquet").read_bytes()
+    note = (f"nas-convnext: note: {run / 'trials.parquet'} has column(s) nas-convnext does not "
+            f"know: ['my_note']; they are kept as they are")
+
+    code, out, err = _cli(capsys, "analyze", str(run), "--format", "csv")
+    assert code == 0, err
+    assert [ln for ln in err.splitlines() if ln.startswith("nas-convnext")] == \
+        [ln for ln in err.splitlines() if ln.startswith(note)] and note in err
+    assert (run / "trials.parquet").read_bytes() == table_bytes  # analyze never rewrites it
+
     cfg = json.loads((run / "run.json").read_text())["config"]
     out = run_search(small_config(tmp_path, "unused", trials=cfg["trials"]), resume_dir=run)
+    assert note in capsys.readouterr().err
     after = read_table(run)
     assert list(after.columns[: len(COLUMNS)]) == COLUMNS and "my_note" in after.columns
     assert after.set_index("trial_id")["my_note"].to_dict() == \

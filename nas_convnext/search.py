@@ -715,7 +715,9 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         meta, prior = None, None
     space = load_space(cfg.space)
     proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
-    if fixed is None and (meta or {}).get("kind") != "roadmap":  # the roadmap has no budget
+    if fixed is None and (meta or {}).get("kind") == "roadmap":
+        fixed = roadmap_candidates()
+    if fixed is None:  # a roadmap replay has no budget
         check_budget(space, cfg.budget, cfg.fit_width)
     sampler = make_sampler(cfg.sampler, cfg.seed, space)
     from .train import check_resolution, load_proxy_data
@@ -729,8 +731,6 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                              f"with --resume {run_dir}")
     # Everything a user can get wrong is checked before the run folder exists.
     data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
-    if fixed is None and (meta or {}).get("kind") == "roadmap":
-        fixed = roadmap_candidates()
     refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
     for cand in refs:
         check_resolution(cand.arch, proxy.resolution)

@@ -433,70 +433,70 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     s = sub.add_parser("presets", help="list the named designs with params and GFLOPs")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     s.set_defaults(func=cmd_presets)
 
     s = sub.add_parser("flops", help="FLOPs, params and activations of one design")
     _design_arguments(s)
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--check", action="store_true", help="also build the model and run fvcore")
-    s.add_argument("--resolution", type=_positive_int, default=224)
-    s.add_argument("--num-classes", type=_positive_int, default=1000)
+    s.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
+    s.add_argument("--check", action="store_true", help="also build the model and count it with fvcore; exit 1 if the counts differ (default: analytic count only)")
+    s.add_argument("--resolution", type=_positive_int, default=224, help="input image side in pixels (default: %(default)s)")
+    s.add_argument("--num-classes", type=_positive_int, default=1000, help="classes of the classifier head (default: %(default)s)")
     s.set_defaults(func=cmd_flops)
 
     s = sub.add_parser("roadmap", help="the paper's roadmap, ResNet-50 to ConvNeXt-T")
-    s.add_argument("--flops-only", action="store_true", help="compare FLOPs with the paper")
+    s.add_argument("--flops-only", action="store_true", help="print each step's FLOPs beside the paper's Table 10 (one of --flops-only, --train is needed)")
     s.add_argument("--train", action="store_true",
-                   help="train every step under the proxy; compare with the paper's top-1")
-    s.add_argument("--json", action="store_true")
+                   help="train every step under the proxy and compare with the paper's top-1 (a run under results/)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     _training_options(s)
     s.set_defaults(func=cmd_roadmap)
 
     s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
     s.add_argument("space", help="a shipped space name (convnext, small) or a YAML file")
-    s.add_argument("--budget", type=_budget, default=None, help="e.g. 4.5GFLOPs")
-    s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--budget", type=_budget, default=None, help="also count the designs within this FLOP budget, e.g. 4.5GFLOPs (default: no budget)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the sampled estimate for spaces too large to count (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
     s.set_defaults(func=cmd_space)
 
     s = sub.add_parser("train", help="train one design's proxy and report its accuracy")
     _design_arguments(s)
     s.add_argument("--dataset", default="synthetic",
-                   help="synthetic (default, needs no files), idx, cifar10, cifar100, imagefolder")
-    s.add_argument("--data-dir", default=None, help="the dataset's folder (all but synthetic)")
-    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu (default), gpu")
-    s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
-    s.add_argument("--seed", type=_seed, default=0)
+                   help="the data: synthetic (built in, needs no files), idx, cifar10, cifar100, imagefolder (default: %(default)s)")
+    s.add_argument("--data-dir", default=None, help="the dataset's folder, needed by all but synthetic (default: none)")
+    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu (default: %(default)s)")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="epochs to train (default: the proxy profile's)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, data order and augmentation (default: %(default)s)")
     s.add_argument("--threads", type=_positive_int, default=None,
                    help="CPU threads for torch (default: torch's choice)")
-    s.add_argument("--out", default=None, metavar="FILE", help="write the metrics as JSON here")
-    s.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout")
+    s.add_argument("--out", default=None, metavar="FILE", help="also write the metrics as JSON to FILE (default: not written)")
+    s.add_argument("--json", action="store_true", help="print the metrics as JSON on stdout (default: a text summary)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("search", help="search a design space under a FLOP budget (the main job)")
-    s.add_argument("--budget", type=_budget, default=None, help="FLOP ceiling, e.g. 4.5GFLOPs")
-    s.add_argument("--space", default="convnext", help="shipped space name or YAML file")
+    s.add_argument("--budget", type=_budget, default=None, help="FLOP ceiling of the full-size design, e.g. 4.5GFLOPs (required unless --resume)")
+    s.add_argument("--space", default="convnext", help="a shipped space name (convnext, small) or a YAML file (default: %(default)s)")
     s.add_argument("--trials", type=_nonneg_int, default=22,
-                   help="designs to search, besides ConvNeXt-T and ResNet-50 (default 22)")
-    s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m")
-    s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe")
-    s.add_argument("--scheduler", choices=("asha", "none"), default="asha")
+                   help="designs to search, besides ConvNeXt-T and ResNet-50 (default: %(default)s)")
+    s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m, 90s, 1.5h; trials still running are stopped early (default: no limit)")
+    s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe", help="Optuna's sampler; grid only for spaces of at most 10,000 designs (default: %(default)s)")
+    s.add_argument("--scheduler", choices=("asha", "none"), default="asha", help="asha stops the weakest trials after their first epochs; none trains every trial to the end (default: %(default)s)")
     _training_options(s)
-    s.add_argument("--storage-path", default=None, help="where Ray keeps the experiment")
+    s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder, e.g. shared storage on a cluster (default: the run folder)")
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
-                   help="narrow designs over the budget until they fit (default on)")
-    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an earlier run")
+                   help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
                        "trade-offs (Markdown, HTML, CSV, JSON, PNG)")
-    s.add_argument("run_dir", metavar="RUN_DIR", help="a run folder holding trials.parquet")
+    s.add_argument("run_dir", metavar="RUN_DIR", help="a run folder holding trials.parquet, e.g. results/NAME")
     s.add_argument("--format", action="append", choices=("md", "html", "csv", "json", "png"),
                    default=None, help="write only these formats; repeat for several "
-                   "(default: all; PNGs come with md and html)")
+                   "(default: all of md, html, csv, json, png; PNGs come with md and html)")
     s.add_argument("--out", default=None, metavar="DIR",
-                   help="write the report here instead of the run folder")
-    s.add_argument("--seed", type=_seed, default=0, help="bootstrap seed (default 0)")
+                   help="write the report here instead of the run folder (default: the run folder)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap intervals (default: %(default)s)")
     s.set_defaults(func=cmd_analyze)
     return p
 
@@ -527,23 +527,23 @@ def _seed(text: str) -> int:
 
 
 def _design_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("design", help="a preset name or a YAML/JSON file of design fields")
+    s.add_argument("design", help="a preset name (see presets) or a YAML/JSON file of design fields")
     s.add_argument("overrides", nargs="*", metavar="key=value",
-                   help=f"override fields ({', '.join(FIELD_NAMES)})")
+                   help=f"override fields ({', '.join(FIELD_NAMES)}) (default: none)")
 
 
 def _training_options(s: argparse.ArgumentParser) -> None:
-    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu")
-    s.add_argument("--epochs", type=_positive_int, default=None, help="override proxy epochs")
+    s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu (default: %(default)s)")
+    s.add_argument("--epochs", type=_positive_int, default=None, help="epochs per trial (default: the proxy profile's)")
     s.add_argument("--dataset", default="synthetic",
-                   help="synthetic, idx, cifar10, cifar100, imagefolder")
-    s.add_argument("--data-dir", default=None)
-    s.add_argument("--concurrency", type=_positive_int, default=None)
-    s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0)
-    s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0)
-    s.add_argument("--seed", type=_seed, default=0)
-    s.add_argument("--name", default=None, help="run folder name under results/")
-    s.add_argument("--address", default=None, help="join a Ray cluster: auto, HOST:PORT, ray://...")
+                   help="the data: synthetic (built in, needs no files), idx, cifar10, cifar100, imagefolder (default: %(default)s)")
+    s.add_argument("--data-dir", default=None, help="the dataset's folder, needed by all but synthetic (default: none)")
+    s.add_argument("--concurrency", type=_positive_int, default=None, help="trials trained at once (default: as many as the CPUs and GPUs allow)")
+    s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs Ray gives each trial (default: %(default)s)")
+    s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0, help="GPUs Ray gives each trial, fractions allowed, e.g. 0.5 (default: %(default)s)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed of every trial's training and of the search's sampler (default: %(default)s)")
+    s.add_argument("--name", default=None, help="run folder name under results/ (default: the start time and settings, e.g. 20250131-120000-convnext-4.5G)")
+    s.add_argument("--address", default=None, help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray on this machine)")
     s.add_argument("--results-dir", default="results", help=argparse.SUPPRESS)
 
 

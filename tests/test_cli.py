@@ -1,8 +1,10 @@
 """The command line: outputs people read and JSON that scripts parse; one-line errors, exit 2."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nas_convnext import complexity, presets
-from nas_convnext.cli import main
+from nas_convnext.cli import build_parser, main
 from nas_convnext.roadmap import roadmap_steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,3 +101,62 @@ def test_console_script_runs_without_traceback(tmp_path):
                          text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def _parsers(parser, path=("nas-convnext",)):
+    """Every (command path, parser) of the CLI, the top level included."""
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, (*path, name))
+
+
+def _default_words(default):
+    """How a help text may spell a default: its value, or on/off for a switch."""
+    if isinstance(default, bool):
+        return {str(default), "on" if default else "off"}
+    if isinstance(default, (list, tuple)):
+        return {", ".join(map(str, default)), " ".join(map(str, default))}
+    return {str(default)}
+
+
+def test_every_option_of_every_command_says_what_it_does_and_its_default():
+    missing = []
+    for path, parser in _parsers(build_parser()):
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            where = f"{' '.join(path)} {'/'.join(action.option_strings) or action.dest}"
+            if action.help == argparse.SUPPRESS:
+                continue  # hidden on purpose (e.g. --results-dir, for tests)
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    if not (choice.help or "").strip():
+                        missing.append(f"{' '.join(path)} {choice.dest}: no help")
+                continue
+            text = formatter._expand_help(action) if action.help else ""
+            if not text.strip():
+                missing.append(f"{where}: no help")
+                continue
+            default = action.default
+            plain_flag = isinstance(action, (argparse._StoreTrueAction,
+                                             argparse._StoreFalseAction))
+            if default is None or default == argparse.SUPPRESS or plain_flag:
+                continue
+            if "default" not in text or not any(w in text for w in _default_words(default)):
+                missing.append(f"{where}: default {default!r} not in {text!r}")
+    assert not missing, "\n".join(missing)
+
+
+def test_search_help_shows_the_options_the_issue_names():
+    search = build_parser()._subparsers._group_actions[0].choices["search"]
+    options = search.format_help().split("\noptions:\n", 1)[1]
+    # one entry per option: its line "  --name ..." and the indented lines below it
+    entries = {block.split()[0].rstrip(","): " ".join(block.split())
+               for block in re.split(r"\n(?=  -)", options) if block.strip()}
+    for option, words in (("--sampler", "(default: tpe)"), ("--scheduler", "(default: asha)"),
+                          ("--concurrency", "trials trained at once"),
+                          ("--cpus-per-trial", "(default: 1.0)"),
+                          ("--gpus-per-trial", "(default: 0.0)"), ("--seed", "(default: 0)"),
+                          ("--data-dir", "(default: none)")):
+        assert words in entries.get(option, ""), (option, entries.get(option))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import re
@@ -92,8 +93,15 @@ def test_user_errors_are_one_line_exit_2(capsys, argv, needle):
 
 
 def test_console_script_runs_without_traceback(tmp_path):
+    # The installed `nas-convnext` script, never a `python -m` stand-in: a broken or missing
+    # entry point must fail here.
     exe = Path(sys.executable).with_name("nas-convnext")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "nas_convnext.cli"]
+    assert exe.is_file() and os.access(exe, os.X_OK), (
+        f"no console script {exe} next to {sys.executable}: is the package installed "
+        f"(pip install -e .)?")
+    scripts = importlib.metadata.entry_points(group="console_scripts", name="nas-convnext")
+    assert [ep.value for ep in scripts] == ["nas_convnext.cli:main"]
+    cmd = [str(exe)]
     ok = subprocess.run(cmd + ["flops", "resnet50", "--json"], capture_output=True, text=True,
                         cwd=tmp_path, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert ok.returncode == 0 and json.loads(ok.stdout)["params"] == 25_557_032

@@ -11,7 +11,10 @@ info objects of :mod:`nas_convnext.analysis`), then renders that one result as
   ``analysis.json`` for scripts.
 
 Every figure names its units and the FLOP convention (one multiply-add = one FLOP, full-size
-design at 224x224 input, 1000 classes) and every table the number of trials it rests on.
+design at 224x224 input, 1000 classes) on its axes and every table the number of trials it rests
+on. A figure's caption is text in the document, once, below the image (not drawn into the PNG);
+legends sit below the axes, where they cannot hide data. In the HTML, wide tables scroll inside
+their own box and images shrink to the page, so the page never scrolls sideways.
 Trials that stopped early, diverged or errored are counted and listed apart, and never enter
 the front, the EDFs or the effects (see :func:`nas_convnext.analysis.usable`).
 
@@ -33,7 +36,6 @@ import re
 import shutil
 import sys
 import tempfile
-import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,15 +209,20 @@ def _render_md(blocks: list[_Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
+#: Nothing may be wider than the page: a table wider than the text scrolls inside its own
+#: ``div.table-scroll`` (reachable by keyboard: tabindex 0), images shrink to the page's width,
+#: long words (paths, trial ids) wrap in running text, code blocks scroll.
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}
-table{border-collapse:collapse;margin:.6em 0 1.6em;font-size:13px}
-th,td{border:1px solid #ccc;padding:3px 7px;vertical-align:top;text-align:left}
+padding:0 1em;color:#222;line-height:1.45;overflow-wrap:break-word}
+.table-scroll{overflow-x:auto;max-width:100%;margin:0 0 1.6em}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;vertical-align:top;text-align:left;overflow-wrap:normal}
 th{background:#f1f3f6}
-caption{caption-side:top;text-align:left;font-size:13px;color:#444;padding-bottom:4px}
+p.table-caption{font-size:13px;color:#444;margin:.9em 0 4px}
 figure{margin:1em 0 2em}
-figure img{max-width:100%;height:auto;border:1px solid #ddd}
+img{max-width:100%;height:auto;box-sizing:border-box}
+figure img{border:1px solid #ddd}
 figcaption{font-size:13px;color:#444;max-width:1000px}
 pre{background:#f6f8fa;padding:.6em;overflow-x:auto}
 td.supported{background:#e3f4e1}td.not-supported{background:#fbe3e1}td.inconclusive{background:#f4f4f4}
@@ -254,10 +261,16 @@ def _render_html(title: str, blocks: list[_Block]) -> str:
                         cls = f' class="{_h(str(c).replace(" ", "-"))}"'
                     cells.append(f"<td{cls}>{_html_cell(c)}</td>")
                 rows.append("<tr>" + "".join(cells) + "</tr>")
+            # The caption sits above the scrolling box, so it wraps to the page's width
+            # however wide the table is; aria-labelledby keeps it the table's name.
+            cap = f"{t.id}-caption"
             out.append(
-                f'<table id="{_h(t.id)}"><caption>{_h(t.caption)}</caption><thead><tr>'
+                f'<p class="table-caption" id="{_h(cap)}">{_h(t.caption)}</p>'
+                f'<div class="table-scroll" role="region" tabindex="0" '
+                f'aria-labelledby="{_h(cap)}">'
+                f'<table id="{_h(t.id)}" aria-labelledby="{_h(cap)}"><thead><tr>'
                 + "".join(f"<th>{_html_cell(hd)}</th>" for hd in t.header)
-                + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+                + "</tr></thead><tbody>" + "".join(rows) + "</tbody></table></div>"
             )
         elif kind == "fig":
             f: _Fig = x
@@ -342,11 +355,6 @@ def _ref_name(tag: Any) -> str:
     if _blank(tag):
         return ""
     return REFERENCE_NAMES.get(str(tag), str(tag))
-
-
-def _wrap(text: str, width_in: float, fontsize: float = 8.0) -> str:
-    chars = max(40, int(width_in * 72 / (fontsize * 0.52)))
-    return "\n".join(textwrap.fill(p, chars) for p in text.split("\n"))
 
 
 def _plain(x: Any) -> Any:
@@ -615,9 +623,63 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _caption(fig, text: str, bottom: float = 0.012) -> None:
-    fig.text(0.012, bottom, _wrap(text, fig.get_figwidth()), fontsize=8, va="bottom",
-             ha="left", color="#333333")
+#: Pixels between an axis' tick labels and a legend below them, and below a legend.
+_LEGEND_GAP_PX = 8.0
+#: Axes are never squeezed below this share of the figure's height to make room for a legend.
+_MIN_AXES_HEIGHT = 0.3
+
+
+@dataclass(frozen=True)
+class _LegendSpec:
+    ax: Any                     # the axes whose x axis the legend goes under
+    handles: tuple[Any, ...]
+    labels: tuple[str, ...]
+    fontsize: float = 8.0
+    title: str | None = None
+
+
+def _legends_below(fig, specs: Sequence[_LegendSpec], axes: Sequence[Any]) -> list[Any]:
+    """Put each legend outside its axes, centred under the x axis' tick labels and label.
+
+    Data can lie anywhere inside the axes (a one-design front at the top left, an EDF along the
+    bottom right), so no spot inside them is safe for a legend; below the axes, a legend covers
+    nothing. Each legend takes as many columns as its axes' width holds. The figure keeps its
+    size: ``axes`` (all axes of the figure, which stay aligned) are shortened or lengthened from
+    below, their tops fixed, until the lowest legend ends ``_LEGEND_GAP_PX`` above the bottom edge.
+    Positions are measured on the renderer, so long tick labels (rotated roadmap names) count.
+    """
+    renderer = fig.canvas.get_renderer()
+    specs = [spec for spec in specs if spec.labels]
+    legends = []
+    for spec in specs:
+        room = spec.ax.get_window_extent(renderer).width
+        for ncol in range(len(spec.labels), 0, -1):
+            leg = fig.legend(list(spec.handles), list(spec.labels), loc="upper center",
+                             ncols=ncol, fontsize=spec.fontsize, title=spec.title,
+                             title_fontsize=spec.fontsize, framealpha=0.9)
+            if ncol == 1 or leg.get_window_extent(renderer).width <= room:
+                break
+            leg.remove()
+        legends.append(leg)
+    height = fig.bbox.height
+    for _ in range(6):
+        fig.draw_without_rendering()  # places the axis labels below their tick labels
+        lowest = math.inf
+        for spec, leg in zip(specs, legends):
+            box = spec.ax.get_window_extent(renderer)
+            xaxis = spec.ax.xaxis.get_tightbbox(renderer)
+            top = min(box.y0, xaxis.y0 if xaxis is not None else box.y0) - _LEGEND_GAP_PX
+            leg.set_bbox_to_anchor(((box.x0 + box.x1) / 2 / fig.bbox.width, top / height),
+                                   transform=fig.transFigure)
+            lowest = min(lowest, leg.get_window_extent(renderer).y0)
+        shift = (_LEGEND_GAP_PX - lowest) / height   # > 0: raise the axes' bottoms
+        if abs(shift) * height < 0.5 or not legends:
+            break
+        # read every position before setting any: a twin (roadmap) moves with its sibling
+        for ax, pos in [(ax, ax.get_position()) for ax in axes]:
+            new_height = max(_MIN_AXES_HEIGHT, pos.height - shift)
+            ax.set_position((pos.x0, pos.y1 - new_height, pos.width, new_height))
+    return legends
 
 
 def _front_caption(an: _Analysis, x: str) -> str:
@@ -633,8 +695,12 @@ def _front_caption(an: _Analysis, x: str) -> str:
 
 
 def _front_figure(an: _Analysis, x: str) -> bytes:
+    return _png(_front_plot(an, x))
+
+
+def _front_plot(an: _Analysis, x: str):
     fig = _new_figure(FRONT_FIGSIZE)
-    ax = fig.add_axes((0.09, 0.21, 0.88, 0.71))
+    ax = fig.add_axes((0.09, 0.2, 0.88, 0.72))
     scale = 1e9 if x == "flops" else 1e6
     xs = _num(an.u[x]) / scale
     ys = 100 * _num(an.u["top1"])
@@ -684,11 +750,10 @@ def _front_figure(an: _Analysis, x: str) -> bytes:
     what = "GFLOPs" if x == "flops" else "parameters"
     ax.set_title(f"Proxy top-1 against {what}: Pareto front")
     ax.grid(alpha=0.3)
-    # The upper left (cheap and accurate) is where a front leaves room.
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
     ax.margins(x=0.06, y=0.12)
-    _caption(fig, _front_caption(an, x))
-    return _png(fig)
+    handles, labels = ax.get_legend_handles_labels()
+    _legends_below(fig, [_LegendSpec(ax, tuple(handles), tuple(labels))], [ax])
+    return fig
 
 
 def _edf_caption(an: _Analysis, dim: str) -> str:
@@ -703,10 +768,14 @@ def _edf_caption(an: _Analysis, dim: str) -> str:
 
 
 def _edf_figure(an: _Analysis, dim: str) -> bytes:
+    return _png(_edf_plot(an, dim))
+
+
+def _edf_plot(an: _Analysis, dim: str):
     plain, normed = an.edfs[dim]
     cx = an.verdict.dim(dim).convnext_choice
     fig = _new_figure(EDF_FIGSIZE)
-    axes = [fig.add_axes((0.06, 0.23, 0.42, 0.66)), fig.add_axes((0.56, 0.23, 0.42, 0.66))]
+    axes = [fig.add_axes((0.06, 0.2, 0.42, 0.69)), fig.add_axes((0.56, 0.2, 0.42, 0.69))]
     xs_all = [v for c in plain.curves for v in c.x]
     lo, hi = min(xs_all), max(xs_all)
     pad = max(0.5, 0.03 * (hi - lo))
@@ -726,27 +795,38 @@ def _edf_figure(an: _Analysis, dim: str) -> bytes:
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(title="choice n|min|mean", loc="lower right", fontsize=7, title_fontsize=7,
-                  framealpha=0.9)
     fig.suptitle(f"{dim}: error EDF per choice ({_trials(plain.n)})", fontsize=12, y=0.975)
-    _caption(fig, _edf_caption(an, dim))
-    return _png(fig)
+    specs = []
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        specs.append(_LegendSpec(ax, tuple(handles), tuple(labels), fontsize=7,
+                                 title="choice n|min|mean"))
+    _legends_below(fig, specs, axes)
+    return fig
 
 
 def _importance_figure(imp: Importances) -> bytes:
+    return _png(_importance_plot(imp))
+
+
+def _importance_caption(imp: Importances) -> str:
+    return (f"{_trials(imp.n, 'completed Optuna trials')} of study '{STUDY_NAME}' (feasible under "
+            f"the budget); importance of each design field for proxy top-1, the first objective "
+            f"({imp.evaluator}); GFLOPs ({FLOP_NOTE}) enter only through the budget.")
+
+
+def _importance_plot(imp: Importances):
     fig = _new_figure(IMPORTANCE_FIGSIZE)
-    ax = fig.add_axes((0.22, 0.25, 0.73, 0.65))
+    ax = fig.add_axes((0.22, 0.13, 0.73, 0.77))
     names = [k for k, _ in imp.values][::-1]
     vals = [v for _, v in imp.values][::-1]
     ax.barh(names, vals, color="#4c72b0")
     ax.set_xlabel("importance for proxy top-1 (share, sums to 1)")
-    ax.set_title(f"Optuna parameter importances ({imp.evaluator})", fontsize=10)
+    ax.set_title(f"Optuna parameter importances ({imp.evaluator}; {_trials(imp.n, 'trials')})",
+                 fontsize=10)
     ax.tick_params(axis="y", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
-    _caption(fig, f"{_trials(imp.n, 'completed Optuna trials')} of study '{STUDY_NAME}' (feasible "
-                  f"under the budget; GFLOPs: {FLOP_NOTE}); target: proxy top-1, the first "
-                  f"objective.")
-    return _png(fig)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------
@@ -1004,8 +1084,7 @@ def _figures(an: _Analysis) -> dict[str, _Fig]:
         imp = an.importances
         figs["importances.png"] = _Fig(
             "importances.png", _importance_figure(imp), "Optuna parameter importances",
-            f"{_trials(imp.n, 'completed Optuna trials')}; importance of each design field for "
-            f"proxy top-1 ({imp.evaluator}); GFLOPs ({FLOP_NOTE}) enter only through the budget.")
+            _importance_caption(imp))
     return figs
 
 
@@ -1251,9 +1330,13 @@ def _roadmap_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return r, notes
 
 
-def _roadmap_figure(r: pd.DataFrame, agreement: A.RankAgreement | None, caption: str) -> bytes:
+def _roadmap_figure(r: pd.DataFrame, agreement: A.RankAgreement | None) -> bytes:
+    return _png(_roadmap_plot(r, agreement))
+
+
+def _roadmap_plot(r: pd.DataFrame, agreement: A.RankAgreement | None):
     fig = _new_figure(ROADMAP_FIGSIZE)
-    ax = fig.add_axes((0.08, 0.31, 0.84, 0.62))
+    ax = fig.add_axes((0.08, 0.25, 0.84, 0.68))
     ax2 = ax.twinx()
     steps = r["step"].to_numpy()
     ax.plot(steps, r["paper_top1_pct"], "o-", color="#1f77b4", label="paper: ImageNet-1K top-1 (%)")
@@ -1277,9 +1360,8 @@ def _roadmap_figure(r: pd.DataFrame, agreement: A.RankAgreement | None, caption:
     ax.set_title(title, fontsize=11)
     h1, l1 = ax.get_legend_handles_labels()
     h2, l2 = ax2.get_legend_handles_labels()
-    ax.legend(h1 + h2, l1 + l2, loc="lower right", fontsize=8, framealpha=0.9)
-    _caption(fig, caption)
-    return _png(fig)
+    _legends_below(fig, [_LegendSpec(ax, tuple(h1 + h2), tuple(l1 + l2))], [ax, ax2])
+    return fig
 
 
 def roadmap_report(
@@ -1340,7 +1422,7 @@ def roadmap_report(
                         f"proxy's: {agree}. Step-to-step changes agree in sign on {same} of "
                         f"{int(both.sum())} steps."))
     if {"md", "html", "png"} & set(fm):
-        png = _roadmap_figure(r, agreement, caption)
+        png = _roadmap_figure(r, agreement)
         write("roadmap.png", png)
         blocks.append(("fig", _Fig("roadmap.png", png, "roadmap: proxy top-1 beside the paper's",
                                    caption)))

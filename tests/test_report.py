@@ -253,7 +253,7 @@ def test_captions_state_units_counts_and_flop_convention(small_report):
         assert "224x224" in text and "proxy top-1 (%)" in text
     page = (run / "report.html").read_text()
     for tid in ("front-table", "verdict-table", "effects-table"):
-        cap = re.search(rf'<table id="{tid}"><caption>(.*?)</caption>', page).group(1)
+        cap = re.search(rf'<p class="table-caption" id="{tid}-caption">(.*?)</p>', page).group(1)
         assert f"n = {n} completed trials" in cap, tid
     for cap in re.findall(r"<figcaption>(.*?)</figcaption>", page):
         assert "multiply-add" in cap and "n = " in cap
@@ -407,6 +407,218 @@ def test_optuna_importances_from_study_db(tmp_path):
     (run / "study.db").unlink()
     info = R.write_report(run, formats=("md",), n_boot=NB)
     assert info.importances is None and any("study.db" in n for n in info.notes)
+
+
+# ------------------------------------------------------------------------------------------
+# What a reader sees: legends that hide nothing, captions once, pages that fit
+# ------------------------------------------------------------------------------------------
+
+
+def _data_points_px(fig):
+    """Display coordinates of every data point drawn in the figure's axes: scatter offsets,
+    and points every pixel or so along each line as drawn (steps included)."""
+    pts = []
+    for ax in fig.axes:
+        box = ax.get_window_extent()
+        found = []
+        for coll in ax.collections:
+            off = np.asarray(coll.get_offsets(), dtype=float)
+            if len(off):
+                found.append(coll.get_offset_transform().transform(off))
+        for line in ax.lines:
+            xy = np.column_stack([np.asarray(line.get_xdata(), dtype=float),
+                                  np.asarray(line.get_ydata(), dtype=float)])
+            style = line.get_drawstyle()
+            assert style in ("default", "steps-post"), style
+            if style == "steps-post" and len(xy) > 1:
+                corners = np.column_stack([xy[1:, 0], xy[:-1, 1]])
+                xy = np.insert(xy, np.arange(1, len(xy)), corners, axis=0)
+            px = line.get_transform().transform(xy)
+            for a, b in zip(px[:-1], px[1:]):
+                if np.isfinite(a).all() and np.isfinite(b).all():
+                    n = int(max(2, np.hypot(*(b - a))))
+                    found.append(a + np.linspace(0, 1, n)[:, None] * (b - a))
+            found.append(px[np.isfinite(px).all(axis=1)])
+        if found:
+            p = np.concatenate(found)
+            inside = ((p[:, 0] >= box.x0 - 1) & (p[:, 0] <= box.x1 + 1)
+                      & (p[:, 1] >= box.y0 - 1) & (p[:, 1] <= box.y1 + 1))
+            pts.append(p[inside])  # what the axes clip away is not drawn
+    return np.concatenate(pts)
+
+
+def _covered(fig, legends):
+    """For each legend, how many data points lie under it (its box, 2 px wider each way)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    pts = _data_points_px(fig)
+    counts = []
+    for leg in legends:
+        b = leg.get_window_extent(renderer).padded(2)
+        counts.append(int(((pts[:, 0] >= b.x0) & (pts[:, 0] <= b.x1)
+                           & (pts[:, 1] >= b.y0) & (pts[:, 1] <= b.y1)).sum()))
+    return counts
+
+
+def _one_design_front_rows():
+    """The issue's run: a front of one design, the cheapest and most accurate (top left)."""
+    rows = realistic_rows(16, seed=4)
+    done = [r for r in rows if r["status"] == "completed"]
+    best = min(done, key=lambda r: r["flops"])
+    best["top1"] = max(r["top1"] for r in done) + 0.05
+    return rows
+
+
+def _worst_kernel_rows():
+    """Kernel 3 far worse than 5 and 7: its error EDF runs along the bottom right."""
+    cnx = presets()["convnext_t"]
+    rows, k = [row(cnx, 0.58, reference="convnext_t", order=0)], 1
+    for kernel in (3, 5, 7):
+        for width in (64, 80, 96):
+            for norm in ("bn", "ln"):
+                top1 = (0.30 if kernel == 3 else 0.50 + 0.01 * kernel) + 0.0003 * width \
+                    + 0.004 * (norm == "ln")
+                rows.append(row(dataclasses.replace(cnx, kernel=kernel, width=width, norm=norm),
+                                top1, order=k))
+                k += 1
+    return rows
+
+
+def _legend_cases(tmp_path, case):
+    """(figure, the legends it holds, axes to put main's legend in, main's location)."""
+    if case == "roadmap":
+        df = roadmap_frame()
+        df["top1"] = [0.40 - 0.008 * i for i in range(len(df))]  # falling: the lower right
+        df["status"] = "completed"
+        r, _ = R._roadmap_frame(df)
+        fig = R._roadmap_plot(r, None)
+        ax, ax2 = fig.axes
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = ax2.get_legend_handles_labels()
+        return fig, ax2, (h1 + h2, l1 + l2), "lower right"
+    rows = _worst_kernel_rows() if case == "edf" else _one_design_front_rows()
+    run, df = make_run(tmp_path, rows)
+    an = R._analyse(df, None, 0, NB)
+    if case == "edf":
+        assert "kernel" in an.varying
+        fig = R._edf_plot(an, "kernel")
+        return fig, fig.axes[0], fig.axes[0].get_legend_handles_labels(), "lower right"
+    assert len(an.front) == 1  # one design on the front, in the upper left corner
+    fig = R._front_plot(an, "flops")
+    return fig, fig.axes[0], fig.axes[0].get_legend_handles_labels(), "upper left"
+
+
+@pytest.mark.parametrize("case", ["front", "edf", "roadmap"])
+def test_legends_cover_no_data_point(tmp_path, case):
+    fig, ax, (handles, labels), main_loc = _legend_cases(tmp_path, case)
+    legends = list(fig.legends) + [a.get_legend() for a in fig.axes if a.get_legend()]
+    assert len(legends) == (2 if case == "edf" else 1)
+    assert _covered(fig, legends) == [0] * len(legends)
+    renderer = fig.canvas.get_renderer()
+    boxes = [leg.get_window_extent(renderer) for leg in legends]
+    for box in boxes:
+        # inside the figure, outside every axes, clear of tick labels and axis labels
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width and 0 <= box.y0 and box.y1 <= fig.bbox.height
+        for a in fig.axes:
+            assert not box.overlaps(a.get_window_extent(renderer))
+            for axis in (a.xaxis, a.yaxis):
+                ticks = axis.get_tightbbox(renderer)  # None for a twin's hidden axis
+                assert ticks is None or not box.overlaps(ticks)
+    if len(boxes) == 2:
+        assert not boxes[0].overlaps(boxes[1])
+    # The table is one that hides data under a legend inside the axes where main put it: the
+    # check above would have caught it.
+    inside = ax.legend(handles, labels, loc=main_loc, fontsize=8)
+    assert _covered(fig, [inside])[0] > 0
+
+
+def test_front_against_parameters_keeps_its_legend_off_the_data(tmp_path):
+    run, df = make_run(tmp_path, _one_design_front_rows())
+    fig = R._front_plot(R._analyse(df, None, 0, NB), "params")
+    legends = list(fig.legends) + [a.get_legend() for a in fig.axes if a.get_legend()]
+    assert len(legends) == 1 and _covered(fig, legends) == [0]
+
+
+class _Tree(HTMLParser):
+    """Each table's and figure's ancestors, and the text of captions."""
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.tables, self.figcaptions, self.captions = [], [], [], {}
+        self._text = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append((a, [dict(x[1]) for x in self.stack]))
+        if tag == "figcaption" or (tag == "p" and a.get("class") == "table-caption"):
+            self._text = (tag, a.get("id"), [])
+        if tag not in ("img", "br", "meta"):
+            self.stack.append((tag, attrs))
+
+    def handle_endtag(self, tag):
+        if self._text is not None and tag == self._text[0]:
+            kind, cid, parts = self._text
+            text = html.unescape("".join(parts))
+            if kind == "figcaption":
+                self.figcaptions.append(text)
+            else:
+                self.captions[cid] = text
+            self._text = None
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        if self._text is not None:
+            self._text[2].append(data)
+
+
+def test_each_caption_once_and_every_table_in_a_scrolling_box(small_report):
+    import matplotlib.text
+
+    run, df, info = small_report
+    page = (run / "report.html").read_text()
+    text = html.unescape(page)
+    tree = _Tree()
+    tree.feed(page)
+    assert len(tree.tables) >= 5 and len(tree.figcaptions) == 2 + len(info.varying)
+    for attrs, ancestors in tree.tables:
+        assert any("table-scroll" in (a.get("class") or "").split() for a in ancestors), attrs
+        cap = tree.captions[attrs["aria-labelledby"]]
+        assert cap and text.count(cap) == 1, attrs["id"]
+    for cap in tree.figcaptions:
+        assert text.count(cap) == 1
+    assert re.search(r"\.table-scroll\{overflow-x:auto", page)
+    assert re.search(r"(^|\})img\{max-width:100%", page, re.M)
+    md = (run / "report.md").read_text()
+    assert all(md.count(R._md_text(c)) == 1 for c in tree.figcaptions)
+    # ... and not drawn into the PNGs as well: no text of any figure holds its caption
+    an = R._analyse(df, run, 0, NB)
+    figures = [(R._front_plot(an, "flops"), R._front_caption(an, "flops")),
+               (R._front_plot(an, "params"), R._front_caption(an, "params")),
+               (R._edf_plot(an, "kernel"), R._edf_caption(an, "kernel"))]
+    for fig, caption in figures:
+        assert caption in tree.figcaptions
+        drawn = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+        sentences = [x for x in caption.split(". ") if len(x) > 30]
+        assert sentences and not [t for t in drawn if len(t) > 150
+                                  or any(x in t for x in sentences)], drawn
+
+
+def test_report_fits_the_page_in_chromium(small_report):
+    from bench.report_render import find_chromium, layout_check, problems
+
+    if find_chromium() is None:
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium)")
+    run, _, info = small_report
+    res = layout_check(run / "report.html", width=760)
+    assert problems(res) == []
+    assert res["pageScrollWidth"] <= res["viewport"] < 760
+    assert res["tables"] >= 5 and not res["tablesOutsideScroll"]
+    # the 19-column front table is wider than the page: it scrolls inside its own box
+    assert "front-table" in res["tablesScrolled"]
+    assert res["images"] == 2 + len(info.varying) and not res["imagesWiderThanPage"]
 
 
 # ------------------------------------------------------------------------------------------

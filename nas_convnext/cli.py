@@ -225,11 +225,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     starts, so a typo costs a second, not a trial.
     """
     import math
-    import os
-    import tempfile
     from pathlib import Path
 
     from .proxy import get_proxy
+    from .results import atomic_write_text, check_replaceable
     from .train import check_resolution, load_proxy_data, train_trial
 
     arch = load_design(args.design, args.overrides)
@@ -241,9 +240,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not folder.is_dir():
             raise ValueError(f"--out {args.out}: folder {str(folder)!r} does not exist; "
                              "create it or choose another path")
-        if out_path.is_dir():
+        if out_path.is_dir() and not out_path.is_symlink():
             raise ValueError(f"--out {args.out} is a folder; give a file name, e.g. "
                              f"{out_path / 'metrics.json'}")
+        try:  # a device, a FIFO or a link is refused now, not after the training
+            check_replaceable(out_path)
+        except OSError as exc:
+            raise ValueError(f"--out {args.out}: {exc.strerror}") from None
     data_dir = args.data_dir
     if args.dataset == "synthetic" and data_dir:
         print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
@@ -266,23 +269,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     # NaN (a diverged trial's metrics) is not JSON; null is.
     out = _json_safe(out)
     if out_path is not None:
-        text = json.dumps(out, indent=2) + "\n"
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp",
-                                       dir=out_path.parent)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, out_path)  # readers see the old file or the whole new one
-            tmp = None
+            atomic_write_text(out_path, json.dumps(out, indent=2) + "\n")
         except OSError as exc:
-            raise ValueError(f"cannot write --out {args.out}: {exc}") from None
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            raise ValueError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
 
     def num(v: float, fmt: str) -> str:
         return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"

@@ -229,11 +229,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .proxy import get_proxy
     from .results import atomic_write_text, check_replaceable
-    from .train import check_resolution, load_proxy_data, train_trial
+    from .train import check_memory, check_resolution, load_proxy_data, train_trial
 
     arch = load_design(args.design, args.overrides)
     proxy = get_proxy(args.proxy, epochs=args.epochs)
     check_resolution(arch, proxy.resolution)
+    # Before the data is loaded, with the fewest classes and channels: a design that cannot
+    # fit even so is refused in a second; train_trial checks again with the real figures.
+    check_memory(arch, proxy, name=" ".join([args.design, *args.overrides]))
     out_path = Path(args.out) if args.out else None
     if out_path is not None:
         folder = out_path.parent
@@ -572,9 +575,29 @@ def _budget(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Options and arguments that name a file or folder, by argparse dest.
+_PATH_ARGUMENTS = {"out": "--out", "data_dir": "--data-dir", "storage_path": "--storage-path",
+                   "resume": "--resume", "results_dir": "--results-dir", "run_dir": "RUN_DIR"}
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    """An empty path names nothing: refuse it rather than let it mean the current folder.
+
+    `Path("")` is `.`, so `analyze RUN --out ""` would write the report wherever the command
+    was started; an unset shell variable gives exactly this, and deserves a word, not a guess.
+    """
+    for dest, label in _PATH_ARGUMENTS.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise UsageError(f"nas-convnext {args.command}: argument {label}: the path {value!r} is "
+                             f"empty; give a file or folder name (an empty one is not "
+                             "taken to mean the current folder)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _refuse_empty_paths(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(_one_line(str(exc)), file=sys.stderr)

@@ -24,6 +24,7 @@ import os
 import pickle
 import struct
 import warnings
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +80,8 @@ _SYNTHETIC_CHUNK_PIXELS = 4_000_000
 _MAX_ITEMS = 50_000_000
 _MAX_SIDE = 4_096
 _MAX_PIXELS_TOTAL = 1 << 32
+# Pixels one image may decode to: PIL's default MAX_IMAGE_PIXELS (a 24-bit image of 256 MiB).
+_MAX_IMAGE_PIXELS = 89_478_485
 
 
 # --------------------------------------------------------------------------
@@ -363,6 +366,7 @@ def _read_cache(path: Path, name: str) -> Dataset | None:
     if not path.is_file():
         return None
     try:
+        _check_cache_archive(path)
         # weights_only=True: the file can only hold tensors and plain
         # containers, never code, even if someone swapped it.
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -377,6 +381,28 @@ def _read_cache(path: Path, name: str) -> Dataset | None:
     except Exception as exc:  # any failure means: rebuild it
         warnings.warn(f"ignoring unreadable cache file {str(path)!r} ({exc}); rebuilding it", stacklevel=3)
         return None
+
+
+def _check_cache_archive(path: Path) -> None:
+    """Refuse a cache file that could inflate: compressed entries, or more than memory allows.
+
+    torch.save writes a zip archive of stored (uncompressed) entries; torch.load also reads
+    deflated ones, so a few megabytes swapped into a shared cache folder could declare
+    gigabytes. The archive's directory is read, never its contents.
+    """
+    from .memory import format_bytes
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ValueError(f"not a torch.save archive: {exc}") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise ValueError("it has compressed entries, which nas-convnext never writes")
+    total, limit = sum(e.file_size for e in entries), data_memory_limit()
+    if total > limit:
+        raise ValueError(f"it declares {format_bytes(total)}, more than the "
+                         f"{format_bytes(limit)} a dataset may take in memory here")
 
 
 def _write_cache(path: Path, ds: Dataset) -> None:
@@ -774,10 +800,10 @@ def data_memory_limit() -> int:
 def _too_big(path: Path, what: str, size: int, total: int, limit: int) -> ValueError:
     from .memory import format_bytes
 
-    together = ("" if format_bytes(total) == format_bytes(size)
-                else f" ({format_bytes(total)} with the dataset's other files)")
+    together = ("" if total <= size or format_bytes(total) == format_bytes(size)
+                else f"; {format_bytes(total)} with the dataset's other files")
     return ValueError(
-        f"{str(path)!r} declares {what} = {format_bytes(size)}{together}, more than the "
+        f"{str(path)!r} {what} ({format_bytes(size)}{together}), more than the "
         f"{format_bytes(limit)} a dataset may take in memory here (half of what this process may "
         "still allocate); refused before reading it: use a smaller dataset or a machine with "
         "more memory"
@@ -791,7 +817,7 @@ def _check_fits(declared: dict[str, tuple[Path, tuple[int, ...]]]) -> None:
     if total > limit:
         key = max(sizes, key=sizes.__getitem__)
         path, dims = declared[key]
-        raise _too_big(path, f"shape {dims}", sizes[key], total, limit)
+        raise _too_big(path, f"declares shape {dims}", sizes[key], total, limit)
 
 
 def _load_idx(root: Path) -> Dataset:
@@ -930,6 +956,11 @@ def _safe_unpickle(path: Path) -> Any:
         if str(path) in str(exc):
             raise
         raise ValueError(f"cannot read {str(path)!r} as a CIFAR batch: {exc}") from exc
+    except MemoryError:  # a length field far beyond the file: the allocation fails first
+        raise ValueError(
+            f"cannot read {str(path)!r} as a CIFAR batch: it declares an object larger than the "
+            "memory available (the file is damaged or not a CIFAR batch)"
+        ) from None
     except Exception as exc:  # UnpicklingError, EOFError, TypeError from bad opcodes...
         raise ValueError(f"cannot read {str(path)!r} as a CIFAR batch: {type(exc).__name__}: {exc}") from exc
 
@@ -978,6 +1009,11 @@ def _load_cifar(name: str, root: Path) -> Dataset:
             f"dataset {name!r}: missing {', '.join(missing)} in {str(folder)!r}; --data-dir must be the "
             f"{sub} folder (or its parent) holding {', '.join(train_files + test_files)}"
         )
+    sizes = {f: (folder / f).stat().st_size for f in train_files + test_files}
+    total, limit = sum(sizes.values()), data_memory_limit()
+    if total > limit:
+        biggest = max(sizes, key=sizes.__getitem__)
+        raise _too_big(folder / biggest, "is a CIFAR batch file", sizes[biggest], total, limit)
     parts = {
         split: [_read_cifar_batch(folder / f, key, k) for f in files]
         for split, files in (("train", train_files), ("val", test_files))
@@ -1096,6 +1132,7 @@ def _decode_image(path: Path, resolution: int) -> np.ndarray:
                 # JPEG decoders can downscale by 1/2..1/8 while decoding,
                 # which is much cheaper than decoding full size.
                 img.draft("RGB", (resolution, resolution))
+                _check_pixels(path, img.size)  # what will be decoded, before decoding it
                 img = img.convert("RGB")
                 w, h = img.size
                 scale = resolution / min(w, h)
@@ -1104,9 +1141,31 @@ def _decode_image(path: Path, resolution: int) -> np.ndarray:
                 left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
                 img = img.crop((left, top, left + resolution, top + resolution))
                 arr = np.asarray(img, dtype=np.uint8)
+    except ValueError:
+        raise
     except Exception as exc:
         raise ValueError(f"cannot read image {str(path)!r}: {type(exc).__name__}: {exc}") from exc
     return arr.transpose(2, 0, 1)
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    """Refuse an image whose header declares more pixels than one image may decode to.
+
+    PIL only warns between its MAX_IMAGE_PIXELS and twice that, and warnings are silenced
+    around decoding, so a small PNG declaring 100 megapixels would be inflated in full. The
+    limit is PIL's own (about 89 MP, lower if the caller lowered it); PIL's global setting
+    is read, never changed.
+    """
+    from PIL import Image
+
+    limit = min(v for v in (Image.MAX_IMAGE_PIXELS, _MAX_IMAGE_PIXELS) if v)
+    w, h = size
+    if w * h > limit:
+        raise ValueError(
+            f"image {str(path)!r} declares {w}x{h} pixels ({w * h / 1e6:.0f} MP), more than the "
+            f"{limit / 1e6:.0f} MP one image may decode to (a decompression bomb, or a photo far "
+            "larger than a proxy needs): shrink or remove it"
+        )
 
 
 def _stack(items: list[tuple[Path, int]], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1194,6 +1253,10 @@ def _load_imagefolder(
     }
 
     def build() -> Dataset:
+        n, limit = len(train_items) + len(val_items), data_memory_limit()
+        if n * 3 * resolution * resolution > limit:
+            raise _too_big(root, f"has {n:,} images, at {resolution}x{resolution} pixels",
+                           n * 3 * resolution * resolution, 0, limit)
         train_x, train_y = _stack(train_items, resolution)
         val_x, val_y = _stack(val_items, resolution)
         return Dataset("imagefolder", train_x, train_y, val_x, val_y, len(classes))

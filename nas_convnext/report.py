@@ -1113,6 +1113,8 @@ def write_report(
     """
     fm = _check_formats(formats)
     run_dir = Path(run_dir)
+    if isinstance(out_dir, str) and not out_dir.strip():  # Path("") is the current folder
+        raise ValueError(f"--out {out_dir!r} is empty: give the folder to write the report in")
     out = Path(out_dir) if out_dir is not None else run_dir
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")

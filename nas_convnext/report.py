@@ -43,8 +43,8 @@ import numpy as np
 import pandas as pd
 
 from . import analysis as A
-from .results import (RUN_JSON, TABLE, TABLE_CSV, atomic_write_bytes, atomic_write_text,
-                      read_run_json, read_table)
+from .results import (RUN_JSON, TABLE, TABLE_CSV, NotReplaceable, atomic_write_bytes,
+                      atomic_write_text, read_run_json, read_table)
 
 __all__ = [
     "FORMATS",
@@ -1091,6 +1091,8 @@ class _Writer:
                 atomic_write_text(path, data)
             else:
                 atomic_write_bytes(path, data)
+        except NotReplaceable as exc:  # a link or a device where a report file goes
+            raise ValueError(f"cannot write {path}: {exc.strerror}") from None
         except OSError as exc:
             raise ValueError(f"cannot write {path}: {exc.strerror or exc}; make the folder "
                              f"writable, or write the report elsewhere with --out DIR") from None

@@ -45,6 +45,10 @@ def check_run_name(name: str) -> str:
     return name
 
 
+class NotReplaceable(OSError):
+    """The target of a write is not a regular file (a link, a device, a FIFO, a folder)."""
+
+
 _KINDS = ((stat.S_ISLNK, errno.ELOOP, "a symbolic link"), (stat.S_ISDIR, errno.EISDIR, "a folder"),
           (stat.S_ISCHR, errno.EINVAL, "a character device"),
           (stat.S_ISBLK, errno.EINVAL, "a block device"), (stat.S_ISFIFO, errno.EINVAL, "a FIFO"),
@@ -52,7 +56,7 @@ _KINDS = ((stat.S_ISLNK, errno.ELOOP, "a symbolic link"), (stat.S_ISDIR, errno.E
 
 
 def check_replaceable(path: Path) -> os.stat_result | None:
-    """The stat of `path` if it is a regular file, None if nothing is there; else OSError.
+    """The stat of `path` if it is a regular file, None if nothing is there; else NotReplaceable.
 
     Every result file is written to a temporary name and renamed over its target, and a rename
     replaces whatever the name points at: a device (`--out /dev/null` as root would destroy
@@ -85,7 +89,7 @@ def check_replaceable(path: Path) -> os.stat_result | None:
     else:
         reason = (f"it is {kind}, not a regular file; nas-convnext only replaces regular "
                   "files or creates new ones: give another path")
-    raise OSError(code, reason, str(path))
+    raise NotReplaceable(code, reason, str(path))
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:

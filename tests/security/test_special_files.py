@@ -116,7 +116,9 @@ def test_analyze_refuses_a_link_in_the_report_folder(tmp_path, capsys):
     (out / "front.csv").symlink_to(elsewhere)
     code = main(["analyze", str(run), "--format", "csv", "--out", str(out)])
     line = _one_line(capsys)
-    assert code == 2 and f"cannot write {out / 'front.csv'}: it is a symbolic link" in line, line
+    assert code == 2 and line == (f"nas-convnext: error: cannot write {out / 'front.csv'}: it is a "
+                                  f"symbolic link (to {elsewhere}); nas-convnext does not write "
+                                  "through links: give the real path of the file"), line
     assert elsewhere.read_text() == "mine\n" and (out / "front.csv").is_symlink()
 
 

@@ -1141,11 +1141,15 @@ def _decode_image(path: Path, resolution: int) -> np.ndarray:
                 left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
                 img = img.crop((left, top, left + resolution, top + resolution))
                 arr = np.asarray(img, dtype=np.uint8)
-    except ValueError:
+    except _ImageTooLarge:
         raise
     except Exception as exc:
         raise ValueError(f"cannot read image {str(path)!r}: {type(exc).__name__}: {exc}") from exc
     return arr.transpose(2, 0, 1)
+
+
+class _ImageTooLarge(ValueError):
+    pass
 
 
 def _check_pixels(path: Path, size: tuple[int, int]) -> None:
@@ -1161,7 +1165,7 @@ def _check_pixels(path: Path, size: tuple[int, int]) -> None:
     limit = min(v for v in (Image.MAX_IMAGE_PIXELS, _MAX_IMAGE_PIXELS) if v)
     w, h = size
     if w * h > limit:
-        raise ValueError(
+        raise _ImageTooLarge(
             f"image {str(path)!r} declares {w}x{h} pixels ({w * h / 1e6:.0f} MP), more than the "
             f"{limit / 1e6:.0f} MP one image may decode to (a decompression bomb, or a photo far "
             "larger than a proxy needs): shrink or remove it"

@@ -106,9 +106,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
     old = check_replaceable(path)
     tmp, fd = _create_temporary(path)
     try:
-        if old is not None:
-            _keep_mode_and_owner(fd, old)
-        with os.fdopen(fd, "wb") as fh:
+        with os.fdopen(fd, "wb") as fh:  # closes fd whatever happens next
+            if old is not None:
+                _keep_mode_and_owner(fh.fileno(), old)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -225,25 +225,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     starts, so a typo costs a second, not a trial.
     """
     import math
-    import os
-    import tempfile
     from pathlib import Path
 
     from .proxy import get_proxy
-    from .train import check_resolution, load_proxy_data, train_trial
+    from .results import atomic_write_text, check_replaceable
+    from .train import check_memory, check_resolution, load_proxy_data, train_trial
 
     arch = load_design(args.design, args.overrides)
     proxy = get_proxy(args.proxy, epochs=args.epochs)
     check_resolution(arch, proxy.resolution)
+    # Before the data is loaded, with the fewest classes and channels: a design that cannot
+    # fit even so is refused in a second; train_trial checks again with the real figures.
+    check_memory(arch, proxy, name=" ".join([args.design, *args.overrides]))
     out_path = Path(args.out) if args.out else None
     if out_path is not None:
         folder = out_path.parent
         if not folder.is_dir():
             raise ValueError(f"--out {args.out}: folder {str(folder)!r} does not exist; "
                              "create it or choose another path")
-        if out_path.is_dir():
+        if out_path.is_dir() and not out_path.is_symlink():
             raise ValueError(f"--out {args.out} is a folder; give a file name, e.g. "
                              f"{out_path / 'metrics.json'}")
+        try:  # a device, a FIFO or a link is refused now, not after the training
+            check_replaceable(out_path)
+        except OSError as exc:
+            raise ValueError(f"--out {args.out}: {exc.strerror}") from None
     data_dir = args.data_dir
     if args.dataset == "synthetic" and data_dir:
         print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
@@ -266,23 +272,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     # NaN (a diverged trial's metrics) is not JSON; null is.
     out = _json_safe(out)
     if out_path is not None:
-        text = json.dumps(out, indent=2) + "\n"
-        tmp = None
         try:
-            fd, tmp = tempfile.mkstemp(prefix=out_path.name + ".", suffix=".tmp",
-                                       dir=out_path.parent)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-            os.replace(tmp, out_path)  # readers see the old file or the whole new one
-            tmp = None
+            atomic_write_text(out_path, json.dumps(out, indent=2) + "\n")
         except OSError as exc:
-            raise ValueError(f"cannot write --out {args.out}: {exc}") from None
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
+            raise ValueError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
 
     def num(v: float, fmt: str) -> str:
         return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
@@ -582,9 +575,29 @@ def _budget(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# Options and arguments that name a file or folder, by argparse dest.
+_PATH_ARGUMENTS = {"out": "--out", "data_dir": "--data-dir", "storage_path": "--storage-path",
+                   "resume": "--resume", "results_dir": "--results-dir", "run_dir": "RUN_DIR"}
+
+
+def _refuse_empty_paths(args: argparse.Namespace) -> None:
+    """An empty path names nothing: refuse it rather than let it mean the current folder.
+
+    `Path("")` is `.`, so `analyze RUN --out ""` would write the report wherever the command
+    was started; an unset shell variable gives exactly this, and deserves a word, not a guess.
+    """
+    for dest, label in _PATH_ARGUMENTS.items():
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and not value.strip():
+            raise UsageError(f"nas-convnext {args.command}: argument {label}: the path {value!r} is "
+                             f"empty; give a file or folder name (an empty one is not "
+                             "taken to mean the current folder)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        _refuse_empty_paths(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(_one_line(str(exc)), file=sys.stderr)

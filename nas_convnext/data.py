@@ -23,8 +23,9 @@ import math
 import os
 import pickle
 import struct
-import tempfile
 import warnings
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
@@ -79,6 +80,8 @@ _SYNTHETIC_CHUNK_PIXELS = 4_000_000
 _MAX_ITEMS = 50_000_000
 _MAX_SIDE = 4_096
 _MAX_PIXELS_TOTAL = 1 << 32
+# Pixels one image may decode to: PIL's default MAX_IMAGE_PIXELS (a 24-bit image of 256 MiB).
+_MAX_IMAGE_PIXELS = 89_478_485
 
 
 # --------------------------------------------------------------------------
@@ -363,6 +366,7 @@ def _read_cache(path: Path, name: str) -> Dataset | None:
     if not path.is_file():
         return None
     try:
+        _check_cache_archive(path)
         # weights_only=True: the file can only hold tensors and plain
         # containers, never code, even if someone swapped it.
         blob = torch.load(path, map_location="cpu", weights_only=True)
@@ -379,30 +383,41 @@ def _read_cache(path: Path, name: str) -> Dataset | None:
         return None
 
 
+def _check_cache_archive(path: Path) -> None:
+    """Refuse a cache file that could inflate: compressed entries, or more than memory allows.
+
+    torch.save writes a zip archive of stored (uncompressed) entries; torch.load also reads
+    deflated ones, so a few megabytes swapped into a shared cache folder could declare
+    gigabytes. The archive's directory is read, never its contents.
+    """
+    from .memory import format_bytes
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ValueError(f"not a torch.save archive: {exc}") from None
+    if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
+        raise ValueError("it has compressed entries, which nas-convnext never writes")
+    total, limit = sum(e.file_size for e in entries), data_memory_limit()
+    if total > limit:
+        raise ValueError(f"it declares {format_bytes(total)}, more than the "
+                         f"{format_bytes(limit)} a dataset may take in memory here")
+
+
 def _write_cache(path: Path, ds: Dataset) -> None:
+    from .results import atomic_write  # the package's one atomic write (readers in parallel
+    # processes see no file or a whole one; a link or a device in the cache folder is refused)
+
     blob = {k: getattr(ds, k).contiguous() for k in _TENSOR_KEYS}
     blob["num_classes"] = torch.tensor(ds.num_classes, dtype=torch.int64)
-    tmp_name: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Temp file in the same folder + os.replace: readers (another process
-        # running a proxy in parallel) see either no file or a whole one.
-        fd, tmp_name = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(blob, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        atomic_write(path, lambda fh: torch.save(blob, fh))
     except OSError as exc:
         # A read-only or full disk should cost speed next time, not this run.
-        warnings.warn(f"could not write cache file {str(path)!r} ({exc}); continuing without it", stacklevel=3)
-    finally:
-        if tmp_name is not None:
-            try:
-                os.unlink(tmp_name)
-            except OSError:
-                pass
+        warnings.warn(f"could not write cache file {str(path)!r} ({exc.strerror or exc}); "
+                      "continuing without it", stacklevel=3)
 
 
 def _cached(
@@ -690,94 +705,198 @@ def _find_idx_file(root: Path, base: str) -> Path:
 
 
 def _read_exactly(fh: BinaryIO, n: int, path: Path, what: str) -> bytes:
-    # Read in bounded chunks: a header may lie about the size, and a single
-    # read(n) could try to allocate all of it up front.
-    buf = bytearray()
-    while len(buf) < n:
-        try:
-            chunk = fh.read(min(1 << 24, n - len(buf)))
-        except (EOFError, OSError, gzip.BadGzipFile) as exc:
-            raise ValueError(f"{str(path)!r} is truncated or corrupt while reading {what}: {exc}") from exc
-        if not chunk:
-            raise ValueError(
-                f"{str(path)!r} is truncated: its header promises {n} bytes of {what} but only "
-                f"{len(buf)} are there; re-download the file"
-            )
-        buf += chunk
-    return bytes(buf)
-
-
-def _read_idx(path: Path, expected_ndim: int) -> np.ndarray:
-    opener: Callable[[Path], BinaryIO] = (
-        (lambda p: gzip.open(p, "rb")) if path.suffix == ".gz" else (lambda p: open(p, "rb"))  # type: ignore[return-value]
-    )
+    """`n` bytes of a (small) header, or a ValueError saying the file is short or corrupt."""
     try:
-        fh = opener(path)
+        data = fh.read(n)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise ValueError(f"{str(path)!r} is truncated or corrupt while reading {what}: {exc}") from exc
+    if len(data) < n:
+        raise ValueError(
+            f"{str(path)!r} is truncated: its header promises {n} bytes of {what} but only "
+            f"{len(data)} are there; re-download the file"
+        )
+    return data
+
+
+def _open_idx(path: Path) -> BinaryIO:
+    try:
+        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")  # type: ignore[return-value]
     except OSError as exc:
         raise ValueError(f"cannot open {str(path)!r}: {exc}") from exc
-    with fh:
-        head = _read_exactly(fh, 4, path, "the header")
-        zero, dtype_code, ndim = struct.unpack(">HBB", head)
-        if zero != 0 or dtype_code != 0x08 or ndim != expected_ndim:
-            magic = struct.unpack(">I", head)[0]
+
+
+def _idx_header(fh: BinaryIO, path: Path, expected_ndim: int) -> tuple[int, ...]:
+    """The dimensions an IDX file declares, checked for sense; the data is not read yet."""
+    head = _read_exactly(fh, 4, path, "the header")
+    zero, dtype_code, ndim = struct.unpack(">HBB", head)
+    if zero != 0 or dtype_code != 0x08 or ndim != expected_ndim:
+        magic = struct.unpack(">I", head)[0]
+        raise ValueError(
+            f"{str(path)!r} is not an IDX file of unsigned bytes with {expected_ndim} dimension(s): "
+            f"magic number 0x{magic:08x}, expected 0x{0x0800 + expected_ndim:08x}"
+        )
+    dims = struct.unpack(f">{ndim}I", _read_exactly(fh, 4 * ndim, path, "the header"))
+    if dims[0] < 1 or dims[0] > _MAX_ITEMS or any(d < 1 or d > _MAX_SIDE for d in dims[1:]):
+        raise ValueError(f"{str(path)!r} declares implausible dimensions {dims}")
+    size = math.prod(dims)
+    if size > _MAX_PIXELS_TOTAL:
+        raise ValueError(f"{str(path)!r} declares {size} bytes of data, more than this tool will load")
+    header_len = 4 + 4 * ndim
+    if path.suffix != ".gz":
+        actual = os.fstat(fh.fileno()).st_size
+        if actual != header_len + size:
+            problem = "truncated" if actual < header_len + size else "longer than its header says"
             raise ValueError(
-                f"{str(path)!r} is not an IDX file of unsigned bytes with {expected_ndim} dimension(s): "
-                f"magic number 0x{magic:08x}, expected 0x{0x0800 + expected_ndim:08x}"
+                f"{str(path)!r} is {problem}: header promises {header_len + size} bytes "
+                f"(dimensions {dims}), file has {actual}; re-download the file"
             )
-        dims = struct.unpack(f">{ndim}I", _read_exactly(fh, 4 * ndim, path, "the header"))
-        if dims[0] < 1 or dims[0] > _MAX_ITEMS or any(d < 1 or d > _MAX_SIDE for d in dims[1:]):
-            raise ValueError(f"{str(path)!r} declares implausible dimensions {dims}")
-        size = math.prod(dims)
-        if size > _MAX_PIXELS_TOTAL:
-            raise ValueError(f"{str(path)!r} declares {size} bytes of data, more than this tool will load")
-        header_len = 4 + 4 * ndim
-        if path.suffix != ".gz":
-            actual = os.fstat(fh.fileno()).st_size
-            if actual != header_len + size:
-                problem = "truncated" if actual < header_len + size else "longer than its header says"
-                raise ValueError(
-                    f"{str(path)!r} is {problem}: header promises {header_len + size} bytes "
-                    f"(dimensions {dims}), file has {actual}; re-download the file"
-                )
-        data = _read_exactly(fh, size, path, "the data")
+    return dims
+
+
+def _idx_body(fh: BinaryIO, path: Path, dims: tuple[int, ...]) -> np.ndarray:
+    """The data after the header, read into one array allocated once at its declared size.
+
+    Growing a buffer chunk by chunk keeps several copies alive at its end; a gzip file can
+    declare and inflate to gigabytes from a few megabytes, so the size is checked against
+    memory before this is called (`_check_fits`) and nothing here grows.
+    """
+    size = math.prod(dims)
+    out = np.empty(size, dtype=np.uint8)
+    view = memoryview(out)
+    pos = 0
+    while pos < size:
         try:
-            extra = fh.read(1)
-        except (EOFError, OSError) as exc:
-            raise ValueError(f"{str(path)!r} is corrupt after its data: {exc}") from exc
-        if extra:
+            n = fh.readinto(view[pos : pos + (1 << 24)])
+        except (EOFError, OSError, zlib.error) as exc:
+            raise ValueError(f"{str(path)!r} is truncated or corrupt while reading the data: {exc}") from exc
+        if not n:
             raise ValueError(
-                f"{str(path)!r} is longer than its header says (dimensions {dims}); the file is damaged"
+                f"{str(path)!r} is truncated: its header promises {size} bytes of the data but only "
+                f"{pos} are there; re-download the file"
             )
-    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+        pos += n
+    try:
+        extra = fh.read(1)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise ValueError(f"{str(path)!r} is corrupt after its data: {exc}") from exc
+    if extra:
+        raise ValueError(
+            f"{str(path)!r} is longer than its header says (dimensions {dims}); the file is damaged"
+        )
+    return out.reshape(dims)
+
+
+def data_memory_limit() -> int:
+    """Bytes a dataset may take in memory: half of what this process may still allocate.
+
+    Every dataset is held in memory whole (see the module docstring); the other half is left
+    for the proxy's subset at its resolution, the model, its optimizer and activations.
+    """
+    from .memory import available_bytes
+
+    return available_bytes() // 2
+
+
+def _too_big(path: Path, what: str, size: int, total: int, limit: int) -> ValueError:
+    from .memory import format_bytes
+
+    together = ("" if total <= size or format_bytes(total) == format_bytes(size)
+                else f"; {format_bytes(total)} with the dataset's other files")
+    return ValueError(
+        f"{str(path)!r} {what} ({format_bytes(size)}{together}), more than the "
+        f"{format_bytes(limit)} a dataset may take in memory here (half of what this process may "
+        "still allocate); refused before reading it: use a smaller dataset or a machine with "
+        "more memory"
+    )
+
+
+def _check_fits(declared: dict[str, tuple[Path, tuple[int, ...]]]) -> None:
+    """Refuse, before reading, IDX files whose declared sizes together exceed the memory limit."""
+    sizes = {key: math.prod(dims) for key, (_, dims) in declared.items()}
+    total, limit = sum(sizes.values()), data_memory_limit()
+    if total > limit:
+        key = max(sizes, key=sizes.__getitem__)
+        path, dims = declared[key]
+        raise _too_big(path, f"declares shape {dims}", sizes[key], total, limit)
 
 
 def _load_idx(root: Path) -> Dataset:
     paths = {key: _find_idx_file(root, base) for key, base in _IDX_FILES.items()}
-    arrays = {
-        key: _read_idx(path, 3 if key.endswith("_x") else 1) for key, path in paths.items()
-    }
-    for split in ("train", "val"):
-        n_img = arrays[f"{split}_x"].shape[0]
-        n_lab = arrays[f"{split}_y"].shape[0]
-        if n_img != n_lab:
+    with contextlib.ExitStack() as stack:
+        handles = {key: stack.enter_context(_open_idx(path)) for key, path in paths.items()}
+        dims = {
+            key: _idx_header(handles[key], paths[key], 3 if key.endswith("_x") else 1)
+            for key in paths
+        }
+        for split in ("train", "val"):
+            n_img, n_lab = dims[f"{split}_x"][0], dims[f"{split}_y"][0]
+            if n_img != n_lab:
+                raise ValueError(
+                    f"dataset 'idx': {paths[f'{split}_y'].name} has {n_lab} labels but "
+                    f"{paths[f'{split}_x'].name} has {n_img} images (in {str(root)!r}); the files do not belong together"
+                )
+        if dims["train_x"][1:] != dims["val_x"][1:]:
             raise ValueError(
-                f"dataset 'idx': {paths[f'{split}_y'].name} has {n_lab} labels but "
-                f"{paths[f'{split}_x'].name} has {n_img} images (in {str(root)!r}); the files do not belong together"
+                f"dataset 'idx': {paths['train_x'].name} has images of {dims['train_x'][1:]} but "
+                f"{paths['val_x'].name} has {dims['val_x'][1:]}"
             )
-    if arrays["train_x"].shape[1:] != arrays["val_x"].shape[1:]:
-        raise ValueError(
-            f"dataset 'idx': {paths['train_x'].name} has images of {arrays['train_x'].shape[1:]} but "
-            f"{paths['val_x'].name} has {arrays['val_x'].shape[1:]}"
-        )
-    num_classes = int(max(arrays["train_y"].max(), arrays["val_y"].max())) + 1
+        _check_fits({key: (paths[key], dims[key]) for key in paths})
+        arrays = {key: _idx_body(handles[key], paths[key], dims[key]) for key in paths}
+    num_classes = _check_idx_labels(arrays["train_y"], arrays["val_y"], paths["train_y"], paths["val_y"])
     return Dataset(
         name="idx",
-        train_x=torch.from_numpy(arrays["train_x"].copy()).unsqueeze(1),
+        train_x=torch.from_numpy(arrays["train_x"]).unsqueeze(1),
         train_y=torch.from_numpy(arrays["train_y"].astype(np.int64)),
-        val_x=torch.from_numpy(arrays["val_x"].copy()).unsqueeze(1),
+        val_x=torch.from_numpy(arrays["val_x"]).unsqueeze(1),
         val_y=torch.from_numpy(arrays["val_y"].astype(np.int64)),
         num_classes=num_classes,
     )
+
+
+def _check_idx_labels(train_y: np.ndarray, val_y: np.ndarray, train_path: Path, val_path: Path) -> int:
+    """The number of classes, K, when the labels are 0..K-1 with every class trained on.
+
+    IDX labels are bare bytes: the class count is only implied by the largest label, so one
+    stray label (255 in a 10-class set) would silently train a 256-class head, and a label
+    that skips values leaves classes the network can never learn. Both are refused, naming
+    the file, the labels found and the gap.
+    """
+    train_labels = np.unique(train_y)
+    unseen = np.setdiff1d(np.unique(val_y), train_labels)
+    if unseen.size:
+        raise ValueError(
+            f"{str(val_path)!r} has label(s) {_ranges(unseen)} that no training image in "
+            f"{str(train_path)!r} has (training labels: {_ranges(train_labels)}); a class must "
+            "be in the training set to be learned: fix the labels or the files"
+        )
+    k = int(train_labels[-1]) + 1
+    missing = np.setdiff1d(np.arange(k), train_labels)
+    if missing.size:
+        stray = int(np.count_nonzero(train_y == k - 1))
+        raise ValueError(
+            f"{str(train_path)!r} has labels {_ranges(train_labels)}: they skip "
+            f"{_ranges(missing)}, so a {k}-class network would be trained with "
+            f"{missing.size} class(es) that have no image (label {k - 1} is on {stray} "
+            f"image(s)); IDX labels must be 0..K-1 with every class present: relabel the "
+            "classes or remove the stray images"
+        )
+    return k
+
+
+def _ranges(values: np.ndarray, limit: int = 6) -> str:
+    """Sorted integers as `0-9, 255`, at most `limit` runs shown."""
+    runs: list[str] = []
+    vals = [int(v) for v in values]
+    start = prev = vals[0]
+    for v in vals[1:] + [None]:  # type: ignore[list-item]
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        runs.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    shown = ", ".join(runs[:limit])
+    return shown + (f", ... ({len(runs) - limit} more runs)" if len(runs) > limit else "")
 
 
 # --------------------------------------------------------------------------
@@ -837,6 +956,11 @@ def _safe_unpickle(path: Path) -> Any:
         if str(path) in str(exc):
             raise
         raise ValueError(f"cannot read {str(path)!r} as a CIFAR batch: {exc}") from exc
+    except MemoryError:  # a length field far beyond the file: the allocation fails first
+        raise ValueError(
+            f"cannot read {str(path)!r} as a CIFAR batch: it declares an object larger than the "
+            "memory available (the file is damaged or not a CIFAR batch)"
+        ) from None
     except Exception as exc:  # UnpicklingError, EOFError, TypeError from bad opcodes...
         raise ValueError(f"cannot read {str(path)!r} as a CIFAR batch: {type(exc).__name__}: {exc}") from exc
 
@@ -885,6 +1009,11 @@ def _load_cifar(name: str, root: Path) -> Dataset:
             f"dataset {name!r}: missing {', '.join(missing)} in {str(folder)!r}; --data-dir must be the "
             f"{sub} folder (or its parent) holding {', '.join(train_files + test_files)}"
         )
+    sizes = {f: (folder / f).stat().st_size for f in train_files + test_files}
+    total, limit = sum(sizes.values()), data_memory_limit()
+    if total > limit:
+        biggest = max(sizes, key=sizes.__getitem__)
+        raise _too_big(folder / biggest, "is a CIFAR batch file", sizes[biggest], total, limit)
     parts = {
         split: [_read_cifar_batch(folder / f, key, k) for f in files]
         for split, files in (("train", train_files), ("val", test_files))
@@ -1003,6 +1132,7 @@ def _decode_image(path: Path, resolution: int) -> np.ndarray:
                 # JPEG decoders can downscale by 1/2..1/8 while decoding,
                 # which is much cheaper than decoding full size.
                 img.draft("RGB", (resolution, resolution))
+                _check_pixels(path, img.size)  # what will be decoded, before decoding it
                 img = img.convert("RGB")
                 w, h = img.size
                 scale = resolution / min(w, h)
@@ -1011,9 +1141,35 @@ def _decode_image(path: Path, resolution: int) -> np.ndarray:
                 left, top = (new_w - resolution) // 2, (new_h - resolution) // 2
                 img = img.crop((left, top, left + resolution, top + resolution))
                 arr = np.asarray(img, dtype=np.uint8)
+    except _ImageTooLarge:
+        raise
     except Exception as exc:
         raise ValueError(f"cannot read image {str(path)!r}: {type(exc).__name__}: {exc}") from exc
     return arr.transpose(2, 0, 1)
+
+
+class _ImageTooLarge(ValueError):
+    pass
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    """Refuse an image whose header declares more pixels than one image may decode to.
+
+    PIL only warns between its MAX_IMAGE_PIXELS and twice that, and warnings are silenced
+    around decoding, so a small PNG declaring 100 megapixels would be inflated in full. The
+    limit is PIL's own (about 89 MP, lower if the caller lowered it); PIL's global setting
+    is read, never changed.
+    """
+    from PIL import Image
+
+    limit = min(v for v in (Image.MAX_IMAGE_PIXELS, _MAX_IMAGE_PIXELS) if v)
+    w, h = size
+    if w * h > limit:
+        raise _ImageTooLarge(
+            f"image {str(path)!r} declares {w}x{h} pixels ({w * h / 1e6:.0f} MP), more than the "
+            f"{limit / 1e6:.0f} MP one image may decode to (a decompression bomb, or a photo far "
+            "larger than a proxy needs): shrink or remove it"
+        )
 
 
 def _stack(items: list[tuple[Path, int]], resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -1101,6 +1257,10 @@ def _load_imagefolder(
     }
 
     def build() -> Dataset:
+        n, limit = len(train_items) + len(val_items), data_memory_limit()
+        if n * 3 * resolution * resolution > limit:
+            raise _too_big(root, f"has {n:,} images, at {resolution}x{resolution} pixels",
+                           n * 3 * resolution * resolution, 0, limit)
         train_x, train_y = _stack(train_items, resolution)
         val_x, val_y = _stack(val_items, resolution)
         return Dataset("imagefolder", train_x, train_y, val_x, val_y, len(classes))

@@ -45,8 +45,8 @@ import numpy as np
 import pandas as pd
 
 from . import analysis as A
-from .results import (RUN_JSON, TABLE, TABLE_CSV, atomic_write_bytes, atomic_write_text,
-                      read_run_json, read_table)
+from .results import (RUN_JSON, TABLE, TABLE_CSV, NotReplaceable, atomic_write_bytes,
+                      atomic_write_text, read_run_json, read_table)
 
 __all__ = [
     "FORMATS",
@@ -1170,6 +1170,8 @@ class _Writer:
                 atomic_write_text(path, data)
             else:
                 atomic_write_bytes(path, data)
+        except NotReplaceable as exc:  # a link or a device where a report file goes
+            raise ValueError(f"cannot write {path}: {exc.strerror}") from None
         except OSError as exc:
             raise ValueError(f"cannot write {path}: {exc.strerror or exc}; make the folder "
                              f"writable, or write the report elsewhere with --out DIR") from None
@@ -1192,6 +1194,8 @@ def write_report(
     """
     fm = _check_formats(formats)
     run_dir = Path(run_dir)
+    if isinstance(out_dir, str) and not out_dir.strip():  # Path("") is the current folder
+        raise ValueError(f"--out {out_dir!r} is empty: give the folder to write the report in")
     out = Path(out_dir) if out_dir is not None else run_dir
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")

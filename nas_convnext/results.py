@@ -1,21 +1,24 @@
 """A run's folder: the trials table, run.json and the lock that keeps two searches apart.
 
 Everything here is written to a temporary name in the same folder and renamed into place, so a
-crash or a full disk leaves the last good file intact, never a half-written one.
+crash or a full disk leaves the last good file intact, never a half-written one; `atomic_write`
+is the one helper every result file of the package goes through.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import math
 import os
 import platform
 import re
+import secrets
 import socket
+import stat
 import sys
-import tempfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, BinaryIO, Callable, Iterable
 
 import pandas as pd
 
@@ -42,22 +45,74 @@ def check_run_name(name: str) -> str:
     return name
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+class NotReplaceable(OSError):
+    """The target of a write is not a regular file (a link, a device, a FIFO, a folder)."""
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+_KINDS = ((stat.S_ISLNK, errno.ELOOP, "a symbolic link"), (stat.S_ISDIR, errno.EISDIR, "a folder"),
+          (stat.S_ISCHR, errno.EINVAL, "a character device"),
+          (stat.S_ISBLK, errno.EINVAL, "a block device"), (stat.S_ISFIFO, errno.EINVAL, "a FIFO"),
+          (stat.S_ISSOCK, errno.EINVAL, "a socket"))
+
+
+def check_replaceable(path: Path) -> os.stat_result | None:
+    """The stat of `path` if it is a regular file, None if nothing is there; else NotReplaceable.
+
+    Every result file is written to a temporary name and renamed over its target, and a rename
+    replaces whatever the name points at: a device (`--out /dev/null` as root would destroy
+    it), a FIFO, or a symbolic link, which would be replaced rather than written through. So
+    only a regular file or a new name may be written. Links are refused rather than followed:
+    a link planted in a shared run folder must not send a write elsewhere, and the message
+    names the link's target so a user who meant it can pass that path instead.
+    """
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:  # a read-only folder fails here: name the file we meant to write
-        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError:  # e.g. a parent that is a file: the write itself will say so
+        return None
+    if stat.S_ISREG(st.st_mode):
+        return st
+    for test, code, kind in _KINDS:
+        if test(st.st_mode):
+            break
+    else:  # pragma: no cover - every file type is listed above
+        code, kind = errno.EINVAL, "not a regular file"
+    if kind == "a symbolic link":
+        try:
+            target = f" (to {os.readlink(path)})"
+        except OSError:
+            target = ""
+        reason = (f"it is a symbolic link{target}; nas-convnext does not write through links: "
+                  "give the real path of the file")
+    else:
+        reason = (f"it is {kind}, not a regular file; nas-convnext only replaces regular "
+                  "files or creates new ones: give another path")
+    raise NotReplaceable(code, reason, str(path))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file whole or not at all: `write(fh)` fills a temporary file renamed over `path`.
+
+    The one way nas-convnext writes a result (tables, run.json, reports, `train --out`, the
+    dataset cache), so its rules hold everywhere: only a regular file or a new name is replaced
+    (`check_replaceable`); a new file gets the permissions the user's umask gives (the kernel
+    applies it, so no process-wide umask is read or changed); a replaced file keeps its
+    permissions (and owner, where allowed), as a shell's `>` would. A crash or a full disk
+    leaves the old file intact and no temporary file behind. OSError names `path`.
+    """
+    path = Path(path)
+    old = check_replaceable(path)
+    tmp, fd = _create_temporary(path)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, "wb") as fh:  # closes fd whatever happens next
+            if old is not None:
+                _keep_mode_and_owner(fh.fileno(), old)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        check_replaceable(path)  # once more: writing may take long
         os.replace(tmp, path)
     except BaseException as exc:
         try:
@@ -67,6 +122,33 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if isinstance(exc, OSError) and exc.filename in (None, tmp):  # name the real file
             raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+def _create_temporary(path: Path) -> tuple[str, int]:
+    """A new file next to `path`, mode 0666 less the umask (as open(2) gives any new file)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = str(path.parent / f".{path.name[:200]}.{secrets.token_hex(6)}.tmp")
+        try:
+            return tmp, os.open(tmp, flags, 0o666)
+        except FileExistsError:
+            continue
+        except OSError as exc:  # a read-only folder fails here: name the file we meant to write
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+    raise OSError(errno.EEXIST, "no free temporary name next to it", str(path))
+
+
+def _keep_mode_and_owner(fd: int, old: os.stat_result) -> None:
+    os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o777)  # never carry set-id bits over
+    if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except OSError:  # not ours to give away: the file becomes the writer's, as any new one
+            pass
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -53,6 +53,70 @@ def check_resolution(arch: Arch, resolution: int) -> None:
                          f"{arch.stem}): stage feature maps would be {sizes}; use at least {need}")
 
 
+@dataclass(frozen=True)
+class MemoryNeed:
+    """What training a design's proxy needs at least, in bytes, before any data is counted.
+
+    A lower bound, so that a design is refused only when it surely cannot train: the
+    parameters in float32 with their gradients and optimizer state (AdamW keeps two moments,
+    SGD one), and one batch's conv and linear outputs, which backward keeps (norms and
+    activations keep more).
+    """
+
+    params: int
+    state_bytes: int
+    activation_bytes: int
+    batch: int
+
+    @property
+    def total(self) -> int:
+        return self.state_bytes + self.activation_bytes
+
+
+def memory_need(arch: Arch, proxy: Proxy, num_classes: int = 2, in_chans: int = 1,
+                cuda: bool = False) -> MemoryNeed:
+    """The least memory `train_trial` needs for `arch` under `proxy` (analytic, microseconds)."""
+    from .complexity import complexity, scale_width
+
+    c = complexity(scale_width(arch, proxy.width_mult), proxy.resolution, num_classes, in_chans)
+    copies = 2 + (2 if proxy.optimizer == "adamw" else 1)   # weights, grads, optimizer state
+    batch = min(proxy.batch_size, proxy.train_size)
+    act_bytes = 2 if cuda else 4                             # bfloat16 autocast on a GPU
+    return MemoryNeed(c.params, 4 * copies * c.params, act_bytes * c.acts * batch, batch)
+
+
+def check_memory(arch: Arch, proxy: Proxy, num_classes: int = 2, in_chans: int = 1,
+                 device: torch.device | None = None, name: str | None = None) -> MemoryNeed:
+    """Refuse, in one line with the figures, a design whose proxy cannot fit in memory.
+
+    Run before the model is built: a design a million channels wide would otherwise end in an
+    allocator error (or take the machine's memory) instead of a message naming the design.
+    """
+    from .memory import available_bytes, format_bytes
+
+    dev = device or pick_device()
+    cuda = dev.type == "cuda"
+    need = memory_need(arch, proxy, num_classes, in_chans, cuda)
+    if cuda:
+        free = torch.cuda.mem_get_info(dev)[0]
+        where = f"free on {dev}"
+    else:
+        free = available_bytes()
+        where = "free for this process"
+    if need.total > free:
+        label = name or (f"the design (width {arch.width}, depths "
+                         f"{','.join(map(str, arch.depths))}, expansion {arch.expansion:g})")
+        opt = "AdamW" if proxy.optimizer == "adamw" else "SGD"
+        raise ValueError(
+            f"{label} needs at least {format_bytes(need.total)} to train under proxy "
+            f"{proxy.name}: {need.params:,} parameters at width x{proxy.width_mult:g} take "
+            f"{format_bytes(need.state_bytes)} with their gradients and {opt} state, and a "
+            f"batch of {need.batch} at {proxy.resolution}px {format_bytes(need.activation_bytes)}"
+            f" of activations; only {format_bytes(free)} is {where}: choose a narrower or "
+            "shallower design, or a proxy with a smaller width or batch")
+    return need
+
+
 def pick_device(device: str | None = None) -> torch.device:
     if device:
         return torch.device(device)
@@ -162,6 +226,7 @@ def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | 
     num_classes = int(data.num_classes)
     in_chans = int(tx.shape[1])
     cuda = dev.type == "cuda"
+    check_memory(arch, proxy, num_classes, in_chans, dev)
     model = build_model(arch, num_classes=num_classes, width_mult=proxy.width_mult,
                         in_chans=in_chans, drop_path_rate=proxy.drop_path).to(dev)
     if cuda:

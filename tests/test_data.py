@@ -63,9 +63,10 @@ def make_idx_dir(root: Path, *, gz: bool = False, n_train: int = 6, n_val: int =
     rng = np.random.default_rng(seed)
     arrays = {
         "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte": rng.integers(0, 7, n_train, dtype=np.uint8),
+        # Every class 0..5 has a training image (the loader refuses labels that skip values).
+        "train-labels-idx1-ubyte": rng.permutation(np.arange(n_train) % 6).astype(np.uint8),
         "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_val, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte": np.array([0, 1, 2, 7][:n_val], dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.array([0, 1, 2, 5][:n_val], dtype=np.uint8),
     }
     root.mkdir(parents=True, exist_ok=True)
     paths = {name: write_idx(root / name, arr, gz=gz) for name, arr in arrays.items()}
@@ -467,8 +468,8 @@ def test_idx_round_trip(tmp_path, gz):
     assert np.array_equal(ds.val_x[:, 0].numpy(), arrays["t10k-images-idx3-ubyte"])
     assert ds.train_y.dtype == torch.int64
     assert ds.train_y.tolist() == arrays["train-labels-idx1-ubyte"].tolist()
-    assert ds.val_y.tolist() == [0, 1, 2, 7]
-    assert ds.num_classes == 8  # max label + 1
+    assert ds.val_y.tolist() == [0, 1, 2, 5]
+    assert ds.num_classes == 6  # max label + 1
 
 
 def test_idx_resolution_pads(tmp_path):

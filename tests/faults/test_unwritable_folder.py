@@ -4,7 +4,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import tempfile
 import types
 
 import pandas as pd
@@ -79,30 +78,26 @@ def test_full_disk_through_the_cli_is_one_line(ray_session, tmp_path, monkeypatc
 
 
 class _ReadOnly(types.SimpleNamespace):
-    """`tempfile` or `os` for nas_convnext.results, refusing to create files from the n-th try.
+    """`os` for nas_convnext.results, refusing to create files from the n-th try.
 
     A folder that turns read-only fails exactly there: creating the temporary file of an
-    atomic write (`mkstemp`) or the lock file (`open` with O_CREAT); reading still works.
+    atomic write (`open` with O_CREAT | O_EXCL; these are counted) or, with `locks`, the lock
+    file (`open` with O_CREAT); reading still works.
     """
 
-    def __init__(self, real, fail_from: int = 1):
-        super().__init__(real=real, calls=0, fail_from=fail_from)
+    def __init__(self, real, fail_from: int = 1, locks: bool = True):
+        super().__init__(real=real, calls=0, fail_from=fail_from, locks=locks)
 
     def __getattr__(self, name):
         return getattr(self.real, name)
 
-    def _refuse(self, path) -> None:
-        self.calls += 1
-        if self.calls >= self.fail_from:
-            raise OSError(errno.EROFS, "Read-only file system", str(path))
-
-    def mkstemp(self, *args, **kwargs):
-        self._refuse(kwargs.get("dir", "?"))
-        return self.real.mkstemp(*args, **kwargs)
-
     def open(self, path, flags, *args):
-        if flags & os.O_CREAT:
-            self._refuse(path)
+        if flags & os.O_CREAT and flags & os.O_EXCL:
+            self.calls += 1
+            if self.calls >= self.fail_from:
+                raise OSError(errno.EROFS, "Read-only file system", str(path))
+        elif flags & os.O_CREAT and self.locks:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
         return self.real.open(path, flags, *args)
 
 
@@ -112,11 +107,12 @@ def _digest(folder) -> dict[str, bytes]:
 
 def test_a_folder_turning_read_only_mid_run_keeps_the_last_good_table(ray_session, tmp_path,
                                                                       monkeypatch):
-    # mkstemp calls: 1 run.json, 2-3 the table after the first trial, 4 the table after the second.
-    monkeypatch.setattr(results, "tempfile", _ReadOnly(tempfile, fail_from=4))
+    # Temporary files: 1 run.json, 2-3 the table after the first trial, 4 the table after the
+    # second.
+    monkeypatch.setattr(results, "os", _ReadOnly(os, fail_from=4, locks=False))
     with pytest.raises(ValueError) as exc:
         run_search(small_config(tmp_path, "ro", trials=1, concurrency=1))
-    monkeypatch.setattr(results, "tempfile", tempfile)
+    monkeypatch.setattr(results, "os", os)
     run = tmp_path / "ro"
     msg = str(exc.value)
     assert f"could not write {run / 'trials.parquet'}: Read-only file system" in msg, msg
@@ -130,7 +126,6 @@ def test_resuming_a_read_only_run_is_one_line_and_changes_nothing(finished_run, 
     shutil.copytree(finished_run, run)
     before = _digest(run)
     monkeypatch.setattr(results, "os", _ReadOnly(os))
-    monkeypatch.setattr(results, "tempfile", _ReadOnly(tempfile))
     code = main(["search", "--resume", str(run)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
@@ -147,7 +142,7 @@ def test_analyzing_a_read_only_run_is_one_line(finished_run, tmp_path, monkeypat
         if p.suffix in (".png", ".html", ".md") or p.name in ("analysis.json", "front.csv"):
             p.unlink()
     before = _digest(run)
-    monkeypatch.setattr(results, "tempfile", _ReadOnly(tempfile))
+    monkeypatch.setattr(results, "os", _ReadOnly(os, locks=False))
     code = main(["analyze", str(run)])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err

@@ -29,7 +29,7 @@ from .userfile import load_file, shown
 
 EXHAUSTIVE_LIMIT = 10**6
 SAMPLE_ESTIMATE = 20_000
-TIED_LIMIT = 10**6   # combinations of the fields the group rule reads (GROUP_RULE_FIELDS)
+TIED_LIMIT = 200_000  # combinations of the fields the group rule reads (GROUP_RULE_FIELDS)
 _TOP_KEYS = {"name", "description", "dimensions"}
 NAME_MAX = 100
 

@@ -48,6 +48,13 @@ class _Short(reprlib.Repr):
         self.maxlist = self.maxtuple = self.maxdict = self.maxset = self.maxfrozenset = 6
         self.maxlevel = 3
 
+    def repr_str(self, x: str, level: int) -> str:
+        # Whole when short (escapes may lengthen it, but never past 10 x maxstring); else the
+        # start and the length, so the message still says what the value was.
+        if len(x) <= self.maxstring:
+            return repr(x)
+        return f"{repr(x[:self.maxstring // 2])}... ({len(x):,} characters)"
+
     def repr_int(self, x: int, level: int) -> str:
         if x.bit_length() > 200:
             digits = int(x.bit_length() * math.log10(2)) + 1

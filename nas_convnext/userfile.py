@@ -45,8 +45,8 @@ class _Short(reprlib.Repr):
         super().__init__()
         self.maxstring = self.maxother = 60
         self.maxlong = 40
-        self.maxlist = self.maxtuple = self.maxdict = self.maxset = self.maxfrozenset = 6
-        self.maxlevel = 3
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = self.maxfrozenset = 4
+        self.maxlevel = 2
 
     def repr_str(self, x: str, level: int) -> str:
         # Whole when short (escapes may lengthen it, but never past 10 x maxstring); else the
@@ -65,14 +65,19 @@ class _Short(reprlib.Repr):
 _SHORT = _Short()
 
 
+SHOWN_MAX = 120
+
+
 def shown(value: Any) -> str:
     """`repr(value)` for an error message, cut short: a user's value may be megabytes long."""
     if isinstance(value, bool) or value is None:
         return repr(value)
     try:
-        return _SHORT.repr(value)
+        text = _SHORT.repr(value)
     except Exception:  # noqa: BLE001 - a message must never fail because of its value
         return f"<a {type(value).__name__}>"
+    # Escapes and containers of long items can still add up: cut what is left.
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX - 3] + "..."
 
 
 # ----- reading -----

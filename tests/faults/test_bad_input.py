@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nas_convnext.search as search_module
@@ -399,6 +399,7 @@ def test_every_value_option_is_swept():
 
 @SWEEP
 @given(case=_option_values())
+@example(case=(("roadmap", "--name"), ""))  # was replaced by a generated name
 def test_every_option_of_every_command(stop_before_work, capsys, monkeypatch, case):
     target, value = case
     command, option = target

@@ -233,6 +233,7 @@ def test_space_files(capsys, monkeypatch, data):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert str(path) in lines[0] or "fuzz" in lines[0], lines[0]
+    assert len(lines[0]) < 400, lines[0][:1000]  # values are named shortened, never whole
 
 
 # ----- every option of every command -----

@@ -39,11 +39,13 @@ class Proxy:
         for name, low in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low or v > 10**8:
-                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} must be an integer >= {low}")
+                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} must be an "
+                                 f"integer >= {low}")
         for name in ("width_mult", "lr"):
             v = getattr(self, name)
             if not _finite(v) or v <= 0:
-                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} must be a positive number")
+                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} must be a "
+                                 "positive number")
         for name in ("weight_decay", "warmup_frac", "label_smoothing", "drop_path", "mixup",
                      "cutmix"):
             v = getattr(self, name)

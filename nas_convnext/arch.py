@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import yaml
+from .userfile import load_file, shown
 
 STEMS = ("resnet", "patchify")
 GROUPS_DEPTHWISE = "depthwise"
@@ -47,7 +47,7 @@ ALLOWED: dict[str, str] = {
 
 def _bad(field: str, value: Any, why: str = "") -> ValueError:
     extra = f" ({why})" if why else ""
-    return ValueError(f"invalid {field}={value!r}{extra}: expected {ALLOWED[field]}")
+    return ValueError(f"invalid {field}={shown(value)}{extra}: expected {ALLOWED[field]}")
 
 
 @dataclass(frozen=True)
@@ -81,15 +81,9 @@ class Arch:
             object.__setattr__(self, name, check_field(name, getattr(self, name)))
         # Every channel count the network uses must be a whole number, and every grouped
         # conv's channels must split evenly into its groups.
-        if self.expansion < 1 and self.width / self.expansion > 1_000_000:
-            raise _bad("expansion", self.expansion, f"too small: width {self.width} / "
-                       "expansion would be more than 1,000,000 channels")
-        if self.expansion < 1 and not _is_whole(self.width / self.expansion):
-            raise _bad("expansion", self.expansion,
-                       f"width {self.width} / expansion is not a whole number of channels")
-        if self.expansion > 1 and not _is_whole(self.width * self.expansion):
-            raise _bad("expansion", self.expansion,
-                       f"width {self.width} * expansion is not a whole number of channels")
+        why = channel_problem(self.width, self.expansion)
+        if why:
+            raise _bad("expansion", self.expansion, why)
         if isinstance(self.groups, int):
             for ch in self.spatial_channels():
                 if ch % self.groups:
@@ -100,10 +94,7 @@ class Arch:
     # ----- derived widths: the one place that turns fields into channel counts -----
     def stage_widths(self, stage: int) -> tuple[int, int]:
         """(stream, hidden) channel counts of the blocks of `stage` (0-based)."""
-        c = self.width * 2**stage
-        if self.expansion <= 1:
-            return round(c / self.expansion), c
-        return c, round(c * self.expansion)
+        return stage_widths(self.width, self.expansion, stage)
 
     @property
     def stem_channels(self) -> int:
@@ -111,18 +102,8 @@ class Arch:
 
     def spatial_channels(self) -> Iterator[int]:
         """Channel counts of every spatial conv; the group rule is checked on these."""
-        prev = self.stem_channels
-        for i, depth in enumerate(self.depths):
-            stream, hidden = self.stage_widths(i)
-            if self.spatial_conv == "middle":
-                yield hidden
-            else:
-                # 'first' convolves the block input; with separate downsampling the stage
-                # input is already `stream` wide.
-                yield stream if (self.downsample == "separate" and i > 0) else prev
-                if depth > 1:
-                    yield stream
-            prev = stream
+        return spatial_channels(self.width, self.expansion, self.spatial_conv, self.downsample,
+                                self.depths, self.stem_width)
 
     # ----- conversions -----
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +143,57 @@ class Arch:
 
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Arch))
+
+# ----- the cross-field rules, as functions of plain values -----
+# Arch checks every design with these; DesignSpace uses them to know which combinations of a
+# space's values are valid without trying every combination (see space.ValidDesigns).
+CHANNEL_RULE_FIELDS = ("width", "expansion")
+GROUP_RULE_FIELDS = ("width", "expansion", "spatial_conv", "downsample", "depths", "stem_width")
+
+
+def channel_problem(width: int, expansion: float) -> str | None:
+    """Why this width and expansion give a channel count that is not a whole number (or an
+    absurd one), or None when they are fine."""
+    if expansion < 1 and width / expansion > 1_000_000:
+        return (f"too small: width {width} / expansion would be more than 1,000,000 "
+                "channels")
+    if expansion < 1 and not _is_whole(width / expansion):
+        return f"width {width} / expansion is not a whole number of channels"
+    if expansion > 1 and not _is_whole(width * expansion):
+        return f"width {width} * expansion is not a whole number of channels"
+    return None
+
+
+def stage_widths(width: int, expansion: float, stage: int) -> tuple[int, int]:
+    """(stream, hidden) channel counts of the blocks of `stage` (0-based)."""
+    c = width * 2**stage
+    if expansion <= 1:
+        return round(c / expansion), c
+    return c, round(c * expansion)
+
+
+def spatial_channels(width: int, expansion: float, spatial_conv: str, downsample: str,
+                     depths: tuple[int, ...], stem_width: int | None) -> Iterator[int]:
+    """Channel counts of every spatial conv of a design with these values."""
+    prev = width if stem_width is None else stem_width
+    for i, depth in enumerate(depths):
+        stream, hidden = stage_widths(width, expansion, i)
+        if spatial_conv == "middle":
+            yield hidden
+        else:
+            # 'first' convolves the block input; with separate downsampling the stage
+            # input is already `stream` wide.
+            yield stream if (downsample == "separate" and i > 0) else prev
+            if depth > 1:
+                yield stream
+        prev = stream
+
+
+def group_divisor(width: int, expansion: float, spatial_conv: str, downsample: str,
+                  depths: tuple[int, ...], stem_width: int | None) -> int:
+    """The number every integer `groups` must divide: the gcd of the spatial convs' channels."""
+    return math.gcd(*spatial_channels(width, expansion, spatial_conv, downsample, depths,
+                                      stem_width))
 
 
 def round_to(x: float, m: int) -> int:
@@ -222,7 +254,8 @@ def check_field(name: str, value: Any) -> Any:
     Rules that involve several fields (the group rule, whole channel counts) are Arch's.
     """
     if name not in ALLOWED:
-        raise ValueError(f"unknown design field {name!r}: expected one of {', '.join(FIELD_NAMES)}")
+        raise ValueError(f"unknown design field {shown(name)}: expected one of "
+                         f"{', '.join(FIELD_NAMES)}")
     value = _coerce(name, value)
     if name in _CHOICES and value not in _CHOICES[name]:
         raise _bad(name, value)
@@ -268,9 +301,9 @@ def from_fields(values: Mapping[str, Any], base: Arch | None = None) -> Arch:
     Without `base`, every field must be given: a design file that silently inherits
     ConvNeXt-T's values for forgotten fields would measure the wrong network.
     """
-    unknown = sorted(set(values) - set(FIELD_NAMES))
+    unknown = sorted(set(values) - set(FIELD_NAMES), key=str)  # keys may be of any type
     if unknown:
-        raise ValueError(f"unknown design field(s) {', '.join(map(repr, unknown))}: "
+        raise ValueError(f"unknown design field(s) {', '.join(map(shown, unknown))}: "
                          f"expected some of {', '.join(FIELD_NAMES)}")
     if base is None:
         missing = [n for n in FIELD_NAMES if n not in values and n != "stem_width"]
@@ -286,11 +319,12 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
         if "=" not in item:
-            raise ValueError(f"override {item!r} is not key=value (e.g. kernel=5 depths=2,2,6,2)")
+            raise ValueError(f"override {shown(item)} is not key=value (e.g. kernel=5 "
+                         "depths=2,2,6,2)")
         key, value = item.split("=", 1)
         key = key.strip()
         if key not in FIELD_NAMES:
-            raise ValueError(f"unknown design field {key!r} in override {item!r}: "
+            raise ValueError(f"unknown design field {shown(key)} in override {shown(item)}: "
                              f"expected one of {', '.join(FIELD_NAMES)}")
         out[key] = value
     return out
@@ -334,7 +368,7 @@ def load_design(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Arch:
         path = Path(spec)
         if path.suffix.lower() not in (".yaml", ".yml", ".json") or not path.is_file():
             names = ", ".join(n for n in table if not n.startswith("roadmap/"))
-            raise ValueError(f"design {spec!r} is neither a preset ({names}, roadmap/NN-...) "
+            raise ValueError(f"design {shown(spec)} is neither a preset ({names}, roadmap/NN-...) "
                              "nor an existing .yaml/.yml/.json file")
         arch = design_from_file(path)
     extra = parse_overrides(overrides)
@@ -342,20 +376,18 @@ def load_design(spec: str, overrides: list[str] | tuple[str, ...] = ()) -> Arch:
 
 
 def design_from_file(path: Path) -> Arch:
-    text = path.read_text()
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{path}: not a valid design file ({first})") from None
+    """The design in a YAML or JSON file: every field, or a `base` preset and the changes."""
+    data = load_file(path)  # bounded and checked: see userfile
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a design file must be a mapping of field: value")
     data = dict(data)
     base_name = data.pop("base", None)
     base = None
     if base_name is not None:
-        if base_name not in _presets():
-            raise ValueError(f"{path}: unknown base preset {base_name!r}")
+        if not isinstance(base_name, str) or base_name not in _presets():
+            names = ", ".join(n for n in _presets() if not n.startswith("roadmap/"))
+            raise ValueError(f"{path}: base {shown(base_name)} is not a preset: expected one "
+                             f"of {names} or roadmap/NN-...")
         base = _presets()[base_name]
     try:
         return from_fields(data, base=base)

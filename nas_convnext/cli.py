@@ -152,7 +152,8 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     from .search import SearchConfig, roadmap_candidates, run_search
 
     get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
-    name = args.name or f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}"
+    name = (args.name if args.name is not None  # an empty --name is refused, as by search
+            else f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}")
     cfg = SearchConfig(budget=1e15, trials=0, scheduler="none", proxy=args.proxy,
                        epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
                        concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,

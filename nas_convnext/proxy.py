@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+from .userfile import load_file, shown
 
 PROFILES_FILE = Path(__file__).with_name("proxies.yaml")
 RECIPES = ("modern", "original")
@@ -39,19 +39,21 @@ class Proxy:
         for name, low in ints.items():
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < low or v > 10**8:
-                raise ValueError(f"proxy {self.name!r}: {name}={v!r} must be an integer >= {low}")
+                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} must be an "
+                                 f"integer >= {low}")
         for name in ("width_mult", "lr"):
             v = getattr(self, name)
             if not _finite(v) or v <= 0:
-                raise ValueError(f"proxy {self.name!r}: {name}={v!r} must be a positive number")
+                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} must be a "
+                                 "positive number")
         for name in ("weight_decay", "warmup_frac", "label_smoothing", "drop_path", "mixup",
                      "cutmix"):
             v = getattr(self, name)
             if not _finite(v) or v < 0 or (name in ("warmup_frac", "label_smoothing",
                                                     "drop_path") and v >= 1):
-                raise ValueError(f"proxy {self.name!r}: {name}={v!r} is out of range")
+                raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} is out of range")
         if self.optimizer not in ("adamw", "sgd"):
-            raise ValueError(f"proxy {self.name!r}: optimizer={self.optimizer!r}: "
+            raise ValueError(f"proxy {shown(self.name)}: optimizer={shown(self.optimizer)}: "
                              "expected adamw or sgd")
 
     @property
@@ -80,23 +82,23 @@ PROXY_FIELDS = tuple(f.name for f in fields(Proxy))
 
 @lru_cache(maxsize=1)
 def _profiles() -> dict[str, Proxy]:
-    try:
-        data = yaml.safe_load(PROFILES_FILE.read_text())
-    except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{PROFILES_FILE}: not a valid proxy profile file ({first})") from None
+    data = load_file(PROFILES_FILE, "yaml")  # the package's file, read like a user's
     if not isinstance(data, dict):
         raise ValueError(f"{PROFILES_FILE}: expected a mapping of profile name: settings")
     out = {}
     for name, values in data.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{PROFILES_FILE}: profile {shown(name)} must be a mapping of "
+                             "setting: value")
         out[name] = proxy_from_dict({**values, "name": name}, where=str(PROFILES_FILE))
     return out
 
 
 def proxy_from_dict(values: dict[str, Any], where: str = "<dict>") -> Proxy:
-    unknown = sorted(set(values) - set(PROXY_FIELDS))
+    unknown = sorted(set(values) - set(PROXY_FIELDS), key=str)
     if unknown:
-        raise ValueError(f"{where}: unknown proxy field(s) {unknown}: expected some of "
+        raise ValueError(f"{where}: unknown proxy field(s) {', '.join(map(shown, unknown))}: "
+                         "expected some of "
                          f"{', '.join(PROXY_FIELDS)}")
     return Proxy(**values)
 

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 import pandas as pd
 
 from .arch import FIELD_NAMES
+from .userfile import FileRefused, load_file
 
 RESULTS_DIR = Path("results")
 TABLE = "trials.parquet"
@@ -257,10 +258,9 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
                          "cannot be resumed: restore it from a copy or start a new run (its "
                          "tables can still be analysed)")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is damaged ({exc.__class__.__name__}); "
-                         "restore it or start a new run") from None
+        data = load_file(path, "json")  # bounded and checked, as every file a user may hand us
+    except FileRefused as exc:
+        raise ValueError(f"{exc}: the file is damaged; restore it or start a new run") from None
     if not isinstance(data, dict) or "config" not in data:
         raise ValueError(f"{path} holds no 'config': it was not written by nas-convnext search")
     return data

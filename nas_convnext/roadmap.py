@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from .arch import Arch, from_fields
+from .userfile import load_file
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
 ROADMAP_FILE = SPACES_DIR / "roadmap.yaml"
@@ -33,7 +32,7 @@ class Step:
 def load_roadmap(path: Path = ROADMAP_FILE) -> tuple[Step, ...]:
     from .arch import RESNET50
 
-    data = yaml.safe_load(path.read_text())
+    data = load_file(path, "yaml")
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise ValueError(f"{path}: expected a mapping with a 'steps' list")
     if data.get("base", "resnet50") != "resnet50":

@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import math
 import os
+import random
 import sys
 import time
 import warnings
@@ -30,7 +31,7 @@ from .proxy import Proxy, get_proxy, proxy_from_dict
 from .results import (RESULTS_DIR, RunLock, check_run_name, command_line, machine_info,
                       package_versions, read_run_json, read_table, unknown_columns_note,
                       write_run_json, write_table)
-from .space import DesignSpace, load_space
+from .space import DesignSpace, label, load_space
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
 SCHEDULERS = ("asha", "none")
@@ -190,7 +191,6 @@ def make_sampler(name: str, seed: int, space: DesignSpace):
     if space.size > GRID_LIMIT:
         raise ValueError(f"--sampler grid needs a small space: {space.name!r} has "
                          f"{space.size:,} designs (at most {GRID_LIMIT:,}); use tpe, nsga2 or random")
-    from .space import label
 
     grid = {k: [label(v) for v in vals] for k, vals in space.dimensions.items()}
     return optuna.samplers.GridSampler(grid, seed=seed)
@@ -334,6 +334,7 @@ def _searcher_class():
                 except ValueError as exc:          # a combination that breaks a group rule
                     t.set_user_attr("invalid", str(exc))
                     self.study.tell(t, state=TrialState.FAIL)
+                    self._propose_nearest(t)
                     continue
                 cand = within_budget(arch, self.budget, self.fit)
                 if cand is None:
@@ -360,6 +361,19 @@ def _searcher_class():
             # The sampler keeps proposing designs that exist already: the space is exhausted.
             self.exhausted = True
             return Searcher.FINISHED
+
+        def _propose_nearest(self, t) -> None:
+            """Queue the valid design nearest to an invalid proposal, as the next trial.
+
+            Optuna draws each dimension on its own and cannot know the cross-field rules, so in
+            a space where most combinations are invalid it would rarely hit a valid one. The
+            next trial instead keeps what it can of this proposal (see DesignSpace.nearest),
+            drawn with a generator seeded by the run's seed and this trial's number, so a
+            resumed run queues the same design.
+            """
+            rng = random.Random(proposal_seed(self.base["seed"], t.number))
+            arch = self.space.nearest(t.params, rng)
+            self.study.enqueue_trial({f: label(getattr(arch, f)) for f in self.space.dimensions})
 
         def _tell(self, t, outcome: dict[str, Any]) -> None:
             tell_outcome(self.study, t, outcome)

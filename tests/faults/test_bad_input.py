@@ -2,17 +2,25 @@
 
 Nothing is trained here: each command is stopped where its real work would begin (a stub for
 `run_search`, Ray's start, training or the report), so only the checks of the input are swept.
+A value that is accepted must arrive as given: the stub records what reached it (the
+SearchConfig, the proxy, the seed, ...) and the test compares it with the value, parsed by the
+test's own reading of the documented forms. Generated bad space and design files (aliases,
+nesting, wrong types, duplicate keys, bytes, huge numbers, special files) are swept in
+test_bad_files.py.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import nas_convnext.search as search_module
@@ -72,14 +80,58 @@ def _one_line_error(code: int, err: str, value: str) -> None:
         (value, lines[0])
 
 
+# ----- what an accepted value must arrive as: the test's own reading of the documented forms
+def _budget(text: str) -> float:
+    """'4.5GFLOPs', '4.5 G', '4500MFLOPs', '4.5e9': a decimal number, a unit, FLOPs."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMgGtT]?)\s*"
+                     r"(?:[fF][lL][oO][pP][sS]?|[fF])?\s*", text)
+    assert m, f"accepted budget {text!r} is none of the documented forms"
+    scale = {"": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}[m.group(2).lower()]
+    return float(m.group(1)) * scale
+
+
+def _duration(text: str) -> float | None:
+    """'30m', '90s', '1.5h', '2h30m' or plain seconds; an empty value sets no limit."""
+    s = text.strip().lower()
+    if not s:
+        return None
+    if re.fullmatch(r"[0-9]*\.?[0-9]+", s):
+        return float(s)
+    parts = re.findall(r"([0-9]*\.?[0-9]+)\s*([hms])", s)
+    assert parts, f"accepted duration {text!r} is none of the documented forms"
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def _text(text: str) -> str:
+    return text
+
+
+SEARCH_FIELDS = {  # option: (SearchConfig field, what the accepted value must arrive as)
+    "--budget": ("budget", _budget), "--trials": ("trials", int),
+    "--sampler": ("sampler", _text), "--scheduler": ("scheduler", _text),
+    "--proxy": ("proxy", _text), "--epochs": ("epochs", int),
+    "--concurrency": ("concurrency", int), "--cpus-per-trial": ("cpus_per_trial", float),
+    "--gpus-per-trial": ("gpus_per_trial", float), "--time-budget": ("time_budget_s", _duration),
+    "--name": ("name", _text), "--seed": ("seed", int), "--dataset": ("dataset", _text),
+    "--data-dir": ("data_dir", _text), "--address": ("address", _text),
+    "--storage-path": ("storage_path", _text), "--results-dir": ("results_dir", _text),
+    "--space": ("space", _text),
+}
 SEARCH_OPTIONS = ["--budget", "--trials", "--sampler", "--scheduler", "--proxy", "--epochs",
                   "--concurrency", "--cpus-per-trial", "--gpus-per-trial", "--time-budget",
                   "--name", "--seed"]
 
 
+@st.composite
+def _search_values(draw) -> tuple[str, str]:
+    option = draw(st.sampled_from(SEARCH_OPTIONS))
+    return option, draw(st.one_of(_values(), _plausible(("search", option))))
+
+
 @SWEEP
-@given(option=st.sampled_from(SEARCH_OPTIONS), value=_values())
-def test_search_options(stub_search, capsys, option, value):
+@given(case=_search_values())
+def test_search_options(stub_search, capsys, case):
+    option, value = case
     with tempfile.TemporaryDirectory() as results:
         argv = ["search", "--budget", "4.5G", "--space", "small", "--name", "ok",
                 "--results-dir", results, f"{option}={value}"]
@@ -91,6 +143,9 @@ def test_search_options(stub_search, capsys, option, value):
         assert os.listdir(results) == []  # never a partial results folder
     if code is not None:
         _one_line_error(code, err, value)
+        return
+    field, expected = SEARCH_FIELDS[option]
+    assert getattr(stub_search[-1], field) == expected(value), (option, value)
 
 
 @SWEEP
@@ -178,6 +233,7 @@ def test_space_files(capsys, monkeypatch, data):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
     assert str(path) in lines[0] or "fuzz" in lines[0], lines[0]
+    assert len(lines[0]) < 400, lines[0][:1000]  # values are named shortened, never whole
 
 
 # ----- every option of every command -----
@@ -197,9 +253,48 @@ def _value_options() -> list[tuple[str, str]]:
 VALUE_OPTIONS = _value_options()
 
 
+def _actions() -> dict[tuple[str, str], argparse.Action]:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {(c, a.option_strings[-1]): a for c, sp in sub.choices.items()
+            for a in sp._actions if a.option_strings and a.nargs != 0}
+
+
+ACTIONS = _actions()
+_NAME = st.text("abcxyz0123456789._-", min_size=1, max_size=12).filter(
+    lambda v: v[0].isalnum())
+
+
+def _plausible(target: tuple[str, str]) -> st.SearchStrategy[str]:
+    """Values the option may well accept, so that the check on arrival is exercised often."""
+    from nas_convnext import cli as cli_module
+
+    action = ACTIONS[target]
+    kind = getattr(action.type, "__name__", "")
+    if action.choices:
+        return st.sampled_from(sorted(action.choices))
+    if action.type in (cli_module._positive_int, cli_module._nonneg_int, cli_module._seed):
+        return st.integers(0, 10**6).map(str) | st.integers(1, 99).map(lambda n: f" {n} ")
+    if "float" in kind:
+        return st.floats(0.001, 64).map(repr) | st.integers(1, 8).map(str)
+    if target[1] == "--budget":
+        return st.sampled_from(["4.5G", "4.5 GFLOPs", "4500MFLOPs", "4.5e9", "1t", " 9g "])
+    if target[1] == "--time-budget":
+        return st.sampled_from(["30m", "90s", "1.5h", "2h30m", "45", "1h 5m"])
+    if target[1] in ("--proxy",):
+        return st.sampled_from(["cpu-tiny", "cpu", "gpu"])
+    return _NAME
+
+
+@st.composite
+def _option_values(draw) -> tuple[tuple[str, str], str]:
+    target = draw(st.sampled_from(VALUE_OPTIONS))
+    return target, draw(st.one_of(_values(), _plausible(target)))
+
+
 def _base_argv(command: str, results: str, run: str) -> list[str]:
-    return {"flops": ["flops", "convnext_t"],
-            "space": ["space", "small"],
+    return {"flops": ["flops", "convnext_t", "--json"],
+            "space": ["space", "small", "--json"],
             "train": ["train", "convnext_t", "--proxy", "cpu-tiny"],
             "roadmap": ["roadmap", "--train", "--proxy", "cpu-tiny", "--results-dir", results],
             "search": ["search", "--budget", "4.5G", "--space", "small", "--proxy", "cpu-tiny",
@@ -210,16 +305,91 @@ def _base_argv(command: str, results: str, run: str) -> list[str]:
 @pytest.fixture
 def stop_before_work(monkeypatch):
     """Stop each command where its real work would begin, after every check of its input:
-    Ray's start (search, roadmap --train), training (train), the report (analyze)."""
+    Ray's start (search, roadmap --train), training (train), the report (analyze); and
+    record what reached there, to compare with the value given."""
     import nas_convnext.report as report_module
     import nas_convnext.train as train_module
+    from nas_convnext.space import DesignSpace
+
+    seen: dict[str, object] = {}
 
     def reached(*args, **kwargs):
+        seen["call"] = (args, kwargs)
         raise _Reached
+
+    load_data = train_module.load_proxy_data
+
+    def loading(dataset, data_dir, proxy):
+        seen["data"] = (dataset, data_dir)
+        return load_data(dataset, data_dir, proxy)
+
+    describe = DesignSpace.describe
+
+    def describing(self, budget=None, seed=0, resolution=224):
+        seen["describe"] = {"budget": budget, "seed": seed}
+        return describe(self, budget, seed, resolution)
 
     monkeypatch.setattr(search_module, "_init_ray", reached)
     monkeypatch.setattr(train_module, "train_trial", reached)
+    monkeypatch.setattr(train_module, "load_proxy_data", loading)
     monkeypatch.setattr(report_module, "write_report", reached)
+    monkeypatch.setattr(DesignSpace, "describe", describing)
+    return seen
+
+
+def _config(seen):
+    return seen["call"][0][0]  # _init_ray(cfg)
+
+
+def _train(seen, name):
+    args, kwargs = seen["call"]  # train_trial(arch, proxy, data, seed, report=, threads=)
+    return {"proxy": args[1], "seed": args[3], "threads": kwargs.get("threads")}[name]
+
+
+def _report(seen, name):
+    return seen["call"][1][name]  # write_report(run_dir, formats=, out_dir=, seed=)
+
+
+def _arrivals() -> dict[tuple[str, str], tuple]:
+    """(command, option): (what reached the stub or the output, what it must equal)."""
+    out: dict[tuple[str, str], tuple] = {}
+    options = {c: {o for c_, o in VALUE_OPTIONS if c_ == c} for c in ("search", "roadmap")}
+    for command in ("search", "roadmap"):
+        for option, (field, expected) in SEARCH_FIELDS.items():
+            if option in options[command]:
+                out[(command, option)] = (
+                    lambda seen, printed, f=field: getattr(_config(seen), f), expected)
+    out.update({
+        ("flops", "--resolution"): (lambda seen, o: o["resolution"], int),
+        ("flops", "--num-classes"): (lambda seen, o: o["num_classes"], int),
+        ("space", "--budget"): (lambda seen, o: o["budget"], _budget),
+        ("space", "--seed"): (lambda seen, o: seen["describe"]["seed"], int),
+        ("train", "--proxy"): (lambda seen, o: _train(seen, "proxy").name, _text),
+        ("train", "--epochs"): (lambda seen, o: _train(seen, "proxy").epochs, int),
+        ("train", "--seed"): (lambda seen, o: _train(seen, "seed"), int),
+        ("train", "--threads"): (lambda seen, o: _train(seen, "threads"), int),
+        ("train", "--dataset"): (lambda seen, o: seen["data"][0], _text),
+        # synthetic data is generated: no data folder reaches its loader (a note says so)
+        ("train", "--data-dir"): (lambda seen, o: seen["data"][1] or None, lambda v: None),
+        ("analyze", "--format"): (lambda seen, o: _report(seen, "formats"), lambda v: (v,)),
+        ("analyze", "--out"): (lambda seen, o: _report(seen, "out_dir"), _text),
+        ("analyze", "--seed"): (lambda seen, o: _report(seen, "seed"), int),
+    })
+    return out
+
+
+ARRIVALS = _arrivals()
+# Options whose accepted value does not reach the stub the sweep stops at, and why.
+NOT_AT_THE_STUB = {
+    ("train", "--out"): "used after training, which the sweep stops before",
+    ("search", "--resume"): "needs a real run folder; tests/faults/test_interrupted_search.py",
+}
+
+
+def test_every_value_option_is_checked_on_arrival():
+    # An option added later must say what its accepted value arrives as.
+    assert set(VALUE_OPTIONS) == set(ARRIVALS) | set(NOT_AT_THE_STUB), \
+        set(VALUE_OPTIONS) ^ (set(ARRIVALS) | set(NOT_AT_THE_STUB))
 
 
 def test_every_value_option_is_swept():
@@ -229,8 +399,10 @@ def test_every_value_option_is_swept():
 
 
 @SWEEP
-@given(target=st.sampled_from(VALUE_OPTIONS), value=_values())
-def test_every_option_of_every_command(stop_before_work, capsys, monkeypatch, target, value):
+@given(case=_option_values())
+@example(case=(("roadmap", "--name"), ""))  # was replaced by a generated name
+def test_every_option_of_every_command(stop_before_work, capsys, monkeypatch, case):
+    target, value = case
     command, option = target
     with tempfile.TemporaryDirectory() as cwd:
         monkeypatch.chdir(cwd)  # relative paths among the values land here
@@ -238,14 +410,25 @@ def test_every_option_of_every_command(stop_before_work, capsys, monkeypatch, ta
         os.mkdir("run")
         argv = [*_base_argv(command, os.path.abspath("results"), os.path.abspath("run")),
                 f"{option}={value}"]
+        stop_before_work.clear()
         try:
             code = main(argv)
         except _Reached:
             code = None
-        err = capsys.readouterr().err
+        out, err = capsys.readouterr()
         # Never a partial results folder, nor any file the command was not asked for.
         assert os.listdir("results") == [] and os.listdir("run") == []
         assert sorted(os.listdir(".")) == ["results", "run"], os.listdir(".")
         monkeypatch.chdir(os.path.dirname(cwd))
     if code is not None and code != 0:
         _one_line_error(code, err, value)
+        return
+    if target in NOT_AT_THE_STUB:
+        return
+    # Accepted: the value must arrive as given, not dropped, clamped or replaced by a default.
+    got, expected = ARRIVALS[target]
+    printed = json.loads(out) if command in ("flops", "space") else None
+    want = expected(value)
+    have = got(stop_before_work, printed)
+    assert have == want or (isinstance(want, float) and math.isclose(have, want)), \
+        (command, option, value, have, want)

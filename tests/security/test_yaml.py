@@ -39,18 +39,26 @@ def test_the_payload_is_real(tmp_path):
         assert (tmp_path / f"m{i}").exists()
 
 
-def test_package_reads_yaml_only_with_safe_load():
+def test_package_reads_yaml_and_json_only_through_the_one_loader():
+    # userfile.load_file is the only reader of YAML and JSON (bounded: see test_user_files and
+    # test_file_bombs), and its loader is a SafeLoader: no other module parses either format.
+    from nas_convnext import userfile
+
     calls = []
     for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "yaml"):
-                calls.append((path.name, node.func.attr, node.lineno))
-            if isinstance(node, ast.ImportFrom) and node.module == "yaml":
-                calls.append((path.name, "from yaml import", node.lineno))
-    loads = [c for c in calls if "load" in c[1] or c[1] == "from yaml import"]
-    assert loads, "expected the package to read YAML somewhere"
-    assert all(c[1] == "safe_load" for c in loads), loads
+                    and isinstance(node.func.value, ast.Name)
+                    and node.func.value.id in ("yaml", "json") and "load" in node.func.attr):
+                calls.append((path.name, f"{node.func.value.id}.{node.func.attr}", node.lineno))
+            if isinstance(node, ast.ImportFrom) and node.module in ("yaml", "json"):
+                calls.append((path.name, f"from {node.module} import", node.lineno))
+    outside = [c for c in calls if c[0] != "userfile.py"]
+    assert not outside, outside
+    assert issubclass(userfile._Loader, yaml.SafeLoader)
+    assert [c[1] for c in calls] == ["json.loads"]  # JSON's; YAML goes through _Loader
+    users = {p.name for p in PACKAGE.rglob("*.py") if "load_file(" in p.read_text()}
+    assert {"space.py", "arch.py", "proxy.py", "roadmap.py", "results.py"} <= users
 
 
 @pytest.mark.parametrize("tag", TAGS)

@@ -12,15 +12,18 @@ seed and the trial's number (`proposal_seed`), goes on proposing what the uninte
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import functools
+import logging
 import math
 import os
+import stat
 import sys
 import time
 import typing
 import warnings
-import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -786,6 +789,26 @@ def _callback_class():
             self.started: dict[str, float] = {}
             self.running: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
             self.write_error: OSError | None = None  # a full disk or a read-only folder
+            self.folder = _identity(run_dir)
+            self.gone = False  # the run folder was removed or replaced while the search ran
+            self.quieted: dict[str, int] = {}
+
+        def on_step_begin(self, iteration, trials, **info):
+            if not self.gone and _identity(self.run_dir) != self.folder:
+                self.gone = True
+                self.write_error = self.write_error or OSError(
+                    errno.ENOTDIR, "Not a directory", str(self.run_dir / "trials.parquet"))
+                # Tune's own writes into the folder (ray/) now fail and log tracebacks until
+                # the stop: the one line the search prints says what happened instead.
+                for name in ("ray.tune", "ray.train", "ray.air"):
+                    logger = logging.getLogger(name)
+                    self.quieted.setdefault(name, logger.level)
+                    logger.setLevel(logging.CRITICAL + 1)
+
+        def restore_logging(self) -> None:
+            for name, level in self.quieted.items():
+                logging.getLogger(name).setLevel(level)
+            self.quieted.clear()
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.started[trial.trial_id] = time.time()
@@ -1381,11 +1404,16 @@ def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_
             tuner.fit()
     except KeyboardInterrupt as exc:
         stopped_by = signal_name(exc)
+    except Exception:  # Tune fails at its end when its folder went with the run folder
+        if writer.write_error is None:
+            raise
+    finally:
+        writer.restore_logging()
     with signals.deferred() if signals is not None else contextlib.nullcontext():
         if progress.tty:
             sys.stderr.write("\n")
         if writer.write_error is not None:
-            raise _write_failure(run_dir, writer.write_error)
+            raise _write_failure(run_dir, writer.write_error, gone=writer.gone)
         if stopped_by is None and writer.expired() and (writer.unfinished()
                                                         or searcher.work_left()):
             stopped_by = "time budget"
@@ -1393,10 +1421,20 @@ def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_
     return TuneEnd(stopped_by, cut, searcher.ran_out())
 
 
-def _write_failure(run_dir: Path, exc: OSError) -> ValueError:
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None if it is not one: a folder removed and made again
+    (Tune makes its own subfolder again) is not the same folder."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _write_failure(run_dir: Path, exc: OSError, gone: bool = False) -> ValueError:
     name = Path(exc.filename).name if getattr(exc, "filename", None) else "trials.parquet"
     reason = exc.strerror or str(exc) or type(exc).__name__
-    if not run_dir.is_dir():  # removed, or replaced by a file, while the search ran
+    if gone or not run_dir.is_dir():  # removed, or replaced by a file, while the search ran
         return ValueError(f"could not write {run_dir / name}: {reason}: {run_dir} is no longer "
                           "a folder (it was removed or replaced while the search ran), so the "
                           "trials of this run are lost; start a new run")

@@ -1090,16 +1090,21 @@ def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
             print(note, file=sys.stderr)
     else:
         meta, prior = None, None
-    with _naming_run_json(run_dir if resume_dir is not None else None, "space"):
+    # On a resume every setting comes from run.json: an error about one names the file.
+    named = functools.partial(_naming_run_json, run_dir if resume_dir is not None else None)
+    with named("space"):
         space = load_space(cfg.space)
-    with _naming_run_json(run_dir if resume_dir is not None else None, "proxy"):
+    with named("proxy"):
         proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
     if fixed is None and (meta or {}).get("kind") == "roadmap":
         fixed = roadmap_candidates()
     if fixed is None:  # a roadmap replay has no budget
-        check_budget(space, cfg.budget, cfg.fit_width)
-    sampler = make_sampler(cfg.sampler, cfg.seed, space)
-    check_storage_path(cfg.storage_path)
+        with named("budget"):
+            check_budget(space, cfg.budget, cfg.fit_width)
+    with named("sampler"):
+        sampler = make_sampler(cfg.sampler, cfg.seed, space)
+    with named("storage_path"):
+        check_storage_path(cfg.storage_path)
     from .train import check_resolution, load_proxy_data
 
     if resume_dir is None:
@@ -1108,10 +1113,12 @@ def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
         run_dir = Path(cfg.results_dir) / name
         _check_free(run_dir)
     # Everything a user can get wrong is checked before the run folder exists.
-    data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
+    with named("dataset"):
+        data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
     refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
-    for cand in refs:
-        check_resolution(cand.arch, proxy.resolution)
+    with named("proxy"):
+        for cand in refs:
+            check_resolution(cand.arch, proxy.resolution)
     faults.at(fault, "ray-init")
     started_ray, lock, created = False, None, False
     try:

@@ -196,11 +196,11 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "config" not in data:
         raise ValueError(f"{path} holds no 'config': it was not written by nas-convnext search")
     if not isinstance(data["config"], dict) or not data["config"]:
-        raise ValueError(f"{path}: field 'config' is {_shown(data['config'])}, not the run's "
+        raise ValueError(f"{path}: field 'config' is {short_repr(data['config'])}, not the run's "
                          "settings: restore the file from a copy or start a new run")
     for key, ok, expected in _RUN_FIELDS:
         if key in data and not ok(data[key]):
-            raise ValueError(f"{path}: field {key!r} is {_shown(data[key])}, expected "
+            raise ValueError(f"{path}: field {key!r} is {short_repr(data[key])}, expected "
                              f"{expected}: restore the file from a copy or start a new run")
     return data
 
@@ -213,7 +213,7 @@ _RUN_FIELDS = (
 )
 
 
-def _shown(value: Any, limit: int = 60) -> str:
+def short_repr(value: Any, limit: int = 60) -> str:
     """A value from a file as an error message shows it: its repr, shortened."""
     text = "null" if value is None else repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

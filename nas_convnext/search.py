@@ -35,8 +35,8 @@ from .complexity import complexity, fit_width, scale_width
 from .proxy import Proxy, get_proxy, proxy_from_dict
 from .results import (RESULTS_DIR, RUN_JSON, RunLock, check_run_name, command_line,
                       cut_short_note, folder_holds_a_run, is_cut_short, machine_info,
-                      package_versions, read_run_json, read_table, unknown_columns_note,
-                      write_run_json, write_table)
+                      package_versions, read_run_json, read_table, short_repr,
+                      unknown_columns_note, write_run_json, write_table)
 from .space import DesignSpace, load_space
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
@@ -208,9 +208,7 @@ def config_from_run_json(path: Path, raw: dict[str, Any],
     for name, hint in hints.items():
         value = raw[name]
         if not _has_type(value, hint):
-            from .results import _shown
-
-            raise ValueError(f"{path}: field 'config.{name}' is {_shown(value)}, expected "
+            raise ValueError(f"{path}: field 'config.{name}' is {short_repr(value)}, expected "
                              f"{_type_name(hint)}: {fix}")
         try:
             _CHECKS[name](value)

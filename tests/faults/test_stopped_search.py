@@ -98,24 +98,28 @@ def test_a_time_budget_spent_before_any_epoch(ray_session, tmp_path, capsys, mon
     _resume_reaches_training(run_dir, monkeypatch)
 
 
-def _resume_reaches_training(run_dir, monkeypatch) -> None:
-    """A resume accepts the folder and would train the whole run: the two references and the
-    searched design (training itself is stubbed out: other tests train)."""
+def _resume_reaches_training(run_dir, monkeypatch, kept: tuple[str, ...] = ()) -> None:
+    """A resume accepts the folder, keeps the finished rows (the references in `kept`) and
+    would train the rest: the other references and the searched design, the cut-short trials
+    among them (training itself is stubbed out: the time-budget test trains)."""
     seen = {}
 
     def tune_stub(cfg, proxy, space, study, data, run_dir, rows, pending, done, proposed,
                   fault, signals=None):
-        seen.update(rows=list(rows), todo=len(pending) + max(0, cfg.trials - proposed),
+        seen.update(kept=sorted(r["reference"] for r in rows),
+                    todo=len(pending) + max(0, cfg.trials - proposed),
                     refs=sorted(q.cand.reference for q in pending if q.cand.reference))
         return TuneEnd()
 
     monkeypatch.setattr(search_module, "_tune", tune_stub)
     out = run_search(SearchConfig(budget=4.5e9), resume_dir=run_dir)
     assert out.stopped_by is None
-    assert seen == {"rows": [], "todo": 3, "refs": ["convnext_t", "resnet50"]}
+    refs = sorted({"convnext_t", "resnet50"} - set(kept))
+    assert seen == {"kept": sorted(kept), "todo": 3 - len(kept), "refs": refs}
+    assert not any(is_cut_short(r) for r in read_table(run_dir).to_dict("records"))
 
 
-def test_sigterm_mid_run_stops_cleanly_and_resumes(ray_session, tmp_path, capsys):
+def test_sigterm_mid_run_stops_cleanly_and_resumes(ray_session, tmp_path, monkeypatch):
     """SIGTERM while trial 2 runs (it has reported epoch 1 of 2): a clean stop, exit 143."""
     run_dir = tmp_path / "term"
     p = _cli_process(tmp_path, "term", "term:2")
@@ -132,7 +136,8 @@ def test_sigterm_mid_run_stops_cleanly_and_resumes(ray_session, tmp_path, capsys
     info = _run_json(run_dir)
     assert info["stopped_by"] == "SIGTERM" and info["interrupted"] is True
     assert not (run_dir / ".lock").exists()
-    _resume_completes(run_dir, capsys)
+    # The resume keeps convnext_t and trains resnet50 (cut short) and the searched design.
+    _resume_reaches_training(run_dir, monkeypatch, kept=("convnext_t",))
 
 
 def test_sigterm_while_ray_starts_leaves_nothing(tmp_path):

@@ -15,6 +15,8 @@ from .arch import FIELD_NAMES, load_design, presets
 from .complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 143    # 128 + SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,10 +188,26 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
         for note in (info.notes if info is not None else ()):
             print(f"note: {note}")
         print(f"\nresults: {out.run_dir}/")
+    for note in out.notes:
+        print(f"note: {note}")
+    if out.stopped_by is not None:
+        print(_stopped_line(out))
     if out.interrupted:
-        print(f"stopped; to finish the run: {out.resume_command}")
-        return 130
+        return _signal_exit(out.stopped_by)
     return 0
+
+
+def _stopped_line(out) -> str:
+    """What stopped the run, what it left, and how to finish it."""
+    cut = (f"; {out.cut_short} trial(s) in flight kept as stopped_early with their last "
+           f"epoch's metrics" if out.cut_short else "")
+    why = {"SIGINT": "stopped (Ctrl-C)", "SIGTERM": "stopped (SIGTERM)",
+           "time budget": "time budget reached"}.get(out.stopped_by, "stopped")
+    return f"{why}{cut}; to finish the run: {out.resume_command}"
+
+
+def _signal_exit(stopped_by: str | None) -> int:
+    return EXIT_TERMINATED if stopped_by == "SIGTERM" else EXIT_INTERRUPTED
 
 
 # ----- space -----
@@ -402,9 +420,12 @@ def _finish_search(out) -> int:
                   f"expansion={r['expansion']:g} groups={r['groups']} kernel={r['kernel']} "
                   f"{r['spatial_conv']} {r['act']} activations={r['activations']} "
                   f"norm={r['norm']} norms={r['norms']} downsample={r['downsample']}")
+    for note in out.notes:
+        print(f"note: {note}")
+    if out.stopped_by is not None:
+        print("\n" + _stopped_line(out))
     if out.interrupted:
-        print(f"\nstopped; to finish the run: {out.resume_command}")
-        return 130
+        return _signal_exit(out.stopped_by)
     if len(df) and (df["status"] == "completed").any():
         from .report import summary_text, write_report
 
@@ -596,8 +617,10 @@ def _refuse_empty_paths(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         _refuse_empty_paths(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
@@ -606,9 +629,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"nas-convnext: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("nas-convnext: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        from .search import Terminated
+
+        terminated = isinstance(exc, Terminated)
+        # A search that got as far as its run.json returns normally (with the resume command);
+        # one that ends here had made no run folder (or removed the empty one it made).
+        nothing = ("; no run was saved, start it again" if command in ("search", "roadmap")
+                   else "")
+        print(f"nas-convnext: {'terminated (SIGTERM)' if terminated else 'interrupted'}{nothing}",
+              file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
     except BrokenPipeError:  # `nas-convnext presets | head`
         sys.stderr.close()
         return 0

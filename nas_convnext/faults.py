@@ -12,17 +12,29 @@ config, so nothing changes unless the variable is set.
                    (a test can then kill that worker from outside, mid-training)
     interrupt:K    the search process sends itself SIGINT when trial K reports its first
                    epoch, as Ctrl-C would while that trial runs
+    term:K         the same with SIGTERM (as `kill`, systemd or a batch scheduler would send)
+    expire:K       the run's --time-budget runs out when trial K reports its first epoch
+    replace:K      the run folder is replaced by a file when trial K reports its first epoch
+                   (someone removed it, or moved another file there, while the search ran)
 
-K may be "all" (every trial).
+K may be "all" (every trial). For "interrupt" and "term", K may also name a moment of the
+search's start-up instead of a trial (see `MOMENTS`): the signal is sent there.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 ENV = "NAS_CONVNEXT_FAULT"
+SIGNALS = {"interrupt": signal.SIGINT, "term": signal.SIGTERM}
+# The moments of a search's start-up at which a signal can be sent (`at`):
+MOMENTS = ("ray-init",     # while Ray starts (from a timer: ray.init runs in Ray's own code)
+           "run-folder",   # as the run folder is being made, before run.json is written
+           "study")        # after run.json, as the Optuna study is being created
 
 
 def from_environment() -> str:
@@ -57,10 +69,33 @@ def inject(config: dict[str, Any], epoch: int) -> str:
     return what
 
 
-def in_driver(config: dict[str, Any], result: dict[str, Any]) -> None:
-    """In the search process, for each reported result: the "interrupt" fault."""
-    if kind(config) == "interrupt" and result.get("epoch") == 1:
-        os.kill(os.getpid(), signal.SIGINT)
+def in_driver(config: dict[str, Any], result: dict[str, Any], run_dir: Path | None = None
+              ) -> str:
+    """In the search process, for each reported result: the faults acted out by the driver
+    ("interrupt", "term", "replace"); returns the kind of this trial's fault at its first
+    epoch ("expire" is acted out by the caller, which owns the time budget)."""
+    what = kind(config)
+    if not what or result.get("epoch") != 1:
+        return ""
+    if what in SIGNALS:
+        os.kill(os.getpid(), SIGNALS[what])
+    if what == "replace" and run_dir is not None:
+        shutil.rmtree(run_dir)
+        Path(run_dir).write_text("not a run folder\n")
+    return what
+
+
+def at(fault: str, moment: str) -> None:
+    """In the search process, at a named moment of the start-up: send the signal aimed there."""
+    what, which, _ = (fault + "::").split(":", 2)
+    if what not in SIGNALS or which != moment:
+        return
+    if moment == "ray-init":  # Ray's start-up is Ray's code: the signal comes from outside it
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), SIGNALS[what]))
+        timer.daemon = True
+        timer.start()
+    else:
+        os.kill(os.getpid(), SIGNALS[what])
 
 
 class PoisonedLoss:

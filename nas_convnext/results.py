@@ -31,6 +31,20 @@ TABLE_CSV = "trials.csv"
 RUN_JSON = "run.json"
 LOCK = ".lock"
 STATUSES = ("completed", "stopped_early", "diverged", "error")
+# The `error` text of a trial that was still training when the whole run stopped (its time
+# budget, Ctrl-C, SIGTERM): a `stopped_early` row with the metrics of its last epoch, which a
+# resume trains again (a trial that ASHA stopped has no such text and is kept).
+CUT_SHORT = "cut short:"
+
+
+def cut_short_note(reason: str, epochs: int, planned: int) -> str:
+    return (f"{CUT_SHORT} the run stopped ({reason}) after epoch {epochs} of {planned}; a "
+            "resume trains it again")
+
+
+def is_cut_short(row: dict[str, Any]) -> bool:
+    return row.get("status") == "stopped_early" and str(row.get("error") or "").startswith(
+        CUT_SHORT)
 METRIC_COLUMNS = ["trial_id", "order", "reference", "fitted", "flops", "params", "status",
                   "epochs", "top1", "top5", "loss", "wall_s", "images_per_s", "node_id",
                   "optuna_number", "proxy_width", "seed", "error"]
@@ -263,7 +277,45 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
         raise ValueError(f"{exc}: the file is damaged; restore it or start a new run") from None
     if not isinstance(data, dict) or "config" not in data:
         raise ValueError(f"{path} holds no 'config': it was not written by nas-convnext search")
+    if not isinstance(data["config"], dict) or not data["config"]:
+        raise ValueError(f"{path}: field 'config' is {short_repr(data['config'])}, not the run's "
+                         "settings: restore the file from a copy or start a new run")
+    for key, ok, expected in _RUN_FIELDS:
+        if key in data and not ok(data[key]):
+            raise ValueError(f"{path}: field {key!r} is {short_repr(data[key])}, expected "
+                             f"{expected}: restore the file from a copy or start a new run")
     return data
+
+
+# The fields of run.json besides 'config' that a resume reads: (key, check, what is expected).
+_RUN_FIELDS = (
+    ("kind", lambda v: v in ("search", "roadmap"), "'search' or 'roadmap'"),
+    ("resumed", lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
+    ("started", lambda v: isinstance(v, str), "a date and time as text"),
+)
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """A value from a file as an error message shows it: its repr, shortened."""
+    text = "null" if value is None else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def folder_holds_a_run(run_dir: Path) -> bool:
+    """Whether a folder holds anything of a run, so that a new run may not take its name.
+
+    A search that was killed (SIGKILL) while it made its folder can leave the folder with only
+    its lock file or a temporary file in it: that is nothing of a run, and a new run with that
+    name may use the folder. Anything else (run.json, a table, study.db, a file of yours) is
+    kept and the name refused.
+    """
+    try:
+        names = [p.name for p in Path(run_dir).iterdir()]
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        return True
+    return any(n != LOCK and not (n.startswith(".") and n.endswith(".tmp")) for n in names)
 
 
 def _plain(x: Any) -> Any:
@@ -326,9 +378,13 @@ class RunLock:
 
     def release(self) -> None:
         if self.fd is not None:
-            self.path.unlink(missing_ok=True)  # removed while still locked, then let go
-            os.close(self.fd)
-            self.fd = None
+            try:
+                self.path.unlink(missing_ok=True)  # removed while still locked, then let go
+            except OSError:  # the folder itself was removed or replaced: nothing to remove
+                pass
+            finally:
+                os.close(self.fd)
+                self.fd = None
 
     def __enter__(self) -> "RunLock":
         return self.acquire()

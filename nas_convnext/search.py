@@ -12,14 +12,20 @@ seed and the trial's number (`proposal_seed`), goes on proposing what the uninte
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import functools
+import logging
 import math
 import os
 import random
+import stat
 import sys
 import time
+import typing
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,9 +34,10 @@ from . import faults
 from .arch import Arch, presets
 from .complexity import complexity, fit_width, scale_width
 from .proxy import Proxy, get_proxy, proxy_from_dict
-from .results import (RESULTS_DIR, RunLock, check_run_name, command_line, machine_info,
-                      package_versions, read_run_json, read_table, unknown_columns_note,
-                      write_run_json, write_table)
+from .results import (RESULTS_DIR, RUN_JSON, RunLock, check_run_name, command_line,
+                      cut_short_note, folder_holds_a_run, is_cut_short, machine_info,
+                      package_versions, read_run_json, read_table, short_repr,
+                      unknown_columns_note, write_run_json, write_table)
 from .space import DesignSpace, label, load_space
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
@@ -63,28 +70,152 @@ class SearchConfig:
     fit_width: bool = True
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"--sampler {self.sampler!r}: expected one of {', '.join(SAMPLERS)}")
-        if self.scheduler not in SCHEDULERS:
-            raise ValueError(f"--scheduler {self.scheduler!r}: expected one of "
-                             f"{', '.join(SCHEDULERS)}")
-        if not isinstance(self.trials, int) or self.trials < 0 or self.trials > 100_000:
-            raise ValueError(f"--trials {self.trials!r}: expected an integer from 0 to 100000")
-        if self.concurrency is not None and self.concurrency < 1:
-            raise ValueError(f"--concurrency {self.concurrency!r}: expected a positive integer")
-        if not (self.cpus_per_trial > 0 and math.isfinite(self.cpus_per_trial)):
-            raise ValueError(f"--cpus-per-trial {self.cpus_per_trial!r}: expected a positive number")
-        if not (self.gpus_per_trial >= 0 and math.isfinite(self.gpus_per_trial)):
-            raise ValueError(f"--gpus-per-trial {self.gpus_per_trial!r}: expected a number >= 0")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ValueError(f"--time-budget {self.time_budget_s!r}: expected a positive duration")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"--seed {self.seed!r}: expected an integer from 0 to {2**32 - 1}")
-        if self.name is not None:
-            check_run_name(self.name)
-        if self.address:
-            cluster_endpoint(self.address)
+        for name, check in _CHECKS.items():
+            check(getattr(self, name))
 
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Ray counts resources in steps of 0.0001 (`ray_constants.MIN_RESOURCE_GRANULARITY`): a
+# request below one step is refused by Ray deep inside Tune ("Tracked actor is not managed by
+# this event manager"), and a finer one is silently rounded. A GPU request above 1 must be
+# whole (Ray's unit-instance resources), as Ray's documentation on fractional resources says.
+RESOURCE_STEP = 1e-4
+
+
+def _resource_steps(value: float) -> float:
+    return value / RESOURCE_STEP
+
+
+def _check_resource(option: str, value: float, zero_ok: bool) -> None:
+    expected = "a number >= 0" if zero_ok else "a positive number"
+    if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+        raise ValueError(f"{option} {value!r}: expected {expected}")
+    if value == 0:
+        return
+    steps = _resource_steps(value)
+    if steps < 1 - 1e-9 or abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
+        raise ValueError(f"{option} {value!r}: Ray counts resources in steps of 0.0001, so "
+                         f"expected a multiple of 0.0001 (at least 0.0001), e.g. 0.25 or 1")
+
+
+def _check_gpus(value: float) -> None:
+    _check_resource("--gpus-per-trial", value, zero_ok=True)
+    if value > 1 and value != int(value):
+        raise ValueError(f"--gpus-per-trial {value!r}: a trial takes a fraction of one GPU or "
+                         "whole GPUs (Ray's rule), e.g. 0.5, 1 or 2")
+
+
+def _check_in(option: str, allowed: tuple[str, ...]) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value not in allowed:
+            raise ValueError(f"{option} {value!r}: expected one of {', '.join(allowed)}")
+    return check
+
+
+def _check_trials(value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100_000:
+        raise ValueError(f"--trials {value!r}: expected an integer from 0 to 100000")
+
+
+def _check_optional_positive_int(option: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"{option} {value!r}: expected a positive integer")
+    return check
+
+
+def _check_budget(value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"--budget {value!r}: expected a positive number of FLOPs, e.g. 4.5e9")
+
+
+def _check_time_budget(value: float | None) -> None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"--time-budget {value!r}: expected a positive duration")
+
+
+def _check_seed(value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise ValueError(f"--seed {value!r}: expected an integer from 0 to {2**32 - 1}")
+
+
+def _check_name(value: str | None) -> None:
+    if value is not None:
+        check_run_name(value)
+
+
+def _check_address(value: str | None) -> None:
+    if value:
+        cluster_endpoint(value)
+
+
+def _no_check(value: Any) -> None:
+    pass
+
+
+# Each setting's own rule, by field: SearchConfig applies them all, and a resume names the
+# field of run.json that breaks one.
+_CHECKS: dict[str, Callable[[Any], None]] = {
+    "budget": _check_budget,
+    "sampler": _check_in("--sampler", SAMPLERS),
+    "scheduler": _check_in("--scheduler", SCHEDULERS),
+    "trials": _check_trials,
+    "epochs": _check_optional_positive_int("--epochs"),
+    "concurrency": _check_optional_positive_int("--concurrency"),
+    "cpus_per_trial": lambda v: _check_resource("--cpus-per-trial", v, zero_ok=False),
+    "gpus_per_trial": _check_gpus,
+    "time_budget_s": _check_time_budget,
+    "seed": _check_seed,
+    "name": _check_name,
+    "address": _check_address,
+    "space": _no_check, "proxy": _no_check, "dataset": _no_check, "data_dir": _no_check,
+    "storage_path": _no_check, "results_dir": _no_check, "fit_width": _no_check,
+}
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether a value read from JSON has a field's declared type (bool is not a number)."""
+    for t in typing.get_args(hint) or (hint,):
+        if (t is type(None) and value is None) or (t is bool and type(value) is bool) \
+                or (t is int and type(value) is int) or (t is str and isinstance(value, str)) \
+                or (t is float and type(value) in (int, float)):
+            return True
+    return False
+
+
+def _type_name(hint: Any) -> str:
+    names = {type(None): "null", bool: "true or false", int: "an integer", float: "a number",
+             str: "text"}
+    return " or ".join(names.get(t, str(t)) for t in typing.get_args(hint) or (hint,))
+
+
+def config_from_run_json(path: Path, raw: dict[str, Any],
+                         overrides: dict[str, Any]) -> SearchConfig:
+    """The settings of a run to resume, from its run.json; a ValueError naming the file and the
+    field when one is missing, unknown, of the wrong type or against its rule."""
+    hints = typing.get_type_hints(SearchConfig)
+    fix = "restore the file from a copy or start a new run"
+    unknown = sorted(str(k) for k in raw if k not in hints)
+    if unknown:
+        raise ValueError(f"{path}: field 'config' has key(s) {unknown} that are not settings "
+                         f"of nas-convnext search: {fix}")
+    missing = [k for k in hints if k not in raw]
+    if missing:
+        raise ValueError(f"{path}: field 'config' lacks {missing}: {fix}")
+    for name, hint in hints.items():
+        value = raw[name]
+        if not _has_type(value, hint):
+            raise ValueError(f"{path}: field 'config.{name}' is {short_repr(value)}, expected "
+                             f"{_type_name(hint)}: {fix}")
+        try:
+            _CHECKS[name](value)
+        except ValueError as exc:
+            raise ValueError(f"{path}: field 'config.{name}': {exc}; {fix}") from None
+    return SearchConfig(**{**raw, **overrides})
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -193,16 +324,40 @@ def make_sampler(name: str, seed: int, space: DesignSpace):
                          f"{space.size:,} designs (at most {GRID_LIMIT:,}); use tpe, nsga2 or random")
 
     grid = {k: [label(v) for v in vals] for k, vals in space.dimensions.items()}
-    return optuna.samplers.GridSampler(grid, seed=seed)
+    return _grid_sampler_class()(grid, seed=seed)
+
+
+@functools.cache
+def _grid_sampler_class():
+    import optuna
+
+    class AskTellGridSampler(optuna.samplers.GridSampler):
+        """Optuna's GridSampler, minus the `study.stop()` it calls once the grid is done.
+
+        `Study.stop` only works inside `Study.optimize`; the search asks and tells (Ray Tune
+        runs the trials), where it raises RuntimeError from `study.tell`. The searcher ends the
+        search itself once every point of the grid has been proposed.
+        """
+
+        def after_trial(self, study, trial, state, values) -> None:
+            pass
+
+    return AskTellGridSampler
 
 
 def proposal_sampler(name: str, seed: int, space: DesignSpace, number: int):
-    """The sampler that proposes the study's trial `number` (see `proposal_seed`)."""
+    """The sampler that proposes the study's trial `number` (see `proposal_seed`).
+
+    The grid sampler is the exception: its seed fixes one order of the grid's points and trial
+    number n takes the n-th point, so every trial's sampler must share the run's seed: seeded
+    per trial, the points would come from different orders, some twice and some never.
+    """
     import optuna
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return make_sampler(name, proposal_seed(seed, number), space)
+        return make_sampler(name, seed if name == "grid" else proposal_seed(seed, number),
+                            space)
 
 
 def tell_outcome(study, trial, outcome: dict[str, Any]) -> None:
@@ -285,7 +440,7 @@ def _searcher_class():
         def __init__(self, study, space: DesignSpace, budget: float, fit: bool,
                      trials: int, pending: list[Queued], done: dict[str, dict],
                      base_config: dict[str, Any], planned_epochs: int, already: int,
-                     sampler: Callable[[int], Any]):
+                     sampler: Callable[[int], Any], grid_size: int | None = None):
             super().__init__(metric="top1", mode="max")
             self.study, self.space, self.budget, self.fit = study, space, budget, fit
             self.sampler = sampler              # trial number -> the sampler that proposes it
@@ -297,6 +452,10 @@ def _searcher_class():
             self.in_flight: set[str] = set()
             self.order = base_config.get("order_start", 0)
             self.exhausted = False
+            # With the grid sampler: the grid's size and the points proposed so far. Once
+            # every point has been proposed, the grid is done (the sampler would repeat).
+            self.grid_size = grid_size
+            self.points = {self._point(t) for t in study.get_trials(deepcopy=False) if t.params}
 
         def save(self, checkpoint_path: str) -> None:
             pass  # the study (sqlite) and the trials table are the state; see run_search
@@ -315,9 +474,16 @@ def _searcher_class():
             self.configs[trial_id] = cfg
             return cfg
 
+        @staticmethod
+        def _point(t) -> tuple:
+            return tuple(sorted(t.params.items()))
+
         def _ask(self):
             self.study.sampler = self.sampler(len(self.study.get_trials(deepcopy=False)))
             return self.study.ask()
+
+        def _grid_done(self) -> bool:
+            return self.grid_size is not None and len(self.points) >= self.grid_size
 
         def suggest(self, trial_id: str):
             if self.pending:
@@ -328,14 +494,18 @@ def _searcher_class():
             if self.asked >= self.trials or self.exhausted:
                 return Searcher.FINISHED
             for _ in range(500):
+                if self._grid_done():
+                    break
                 t = self._ask()
                 try:
                     arch = self.space.suggest(t)
                 except ValueError as exc:          # a combination that breaks a group rule
+                    self.points.add(self._point(t))
                     t.set_user_attr("invalid", str(exc))
                     self.study.tell(t, state=TrialState.FAIL)
                     self._propose_nearest(t)
                     continue
+                self.points.add(self._point(t))
                 cand = within_budget(arch, self.budget, self.fit)
                 if cand is None:
                     flops = complexity(arch).flops
@@ -358,7 +528,8 @@ def _searcher_class():
                 self.live[trial_id] = t
                 self.asked += 1
                 return self._config(trial_id, cand, t.number)
-            # The sampler keeps proposing designs that exist already: the space is exhausted.
+            # Every point of the grid has been proposed, or the sampler keeps proposing designs
+            # that exist already: the space is exhausted.
             self.exhausted = True
             return Searcher.FINISHED
 
@@ -374,6 +545,14 @@ def _searcher_class():
             rng = random.Random(proposal_seed(self.base["seed"], t.number))
             arch = self.space.nearest(t.params, rng)
             self.study.enqueue_trial({f: label(getattr(arch, f)) for f in self.space.dimensions})
+
+        def ran_out(self) -> bool:
+            """Whether the space had fewer new designs than the trials asked for."""
+            return self.asked < self.trials and (self.exhausted or self._grid_done())
+
+        def work_left(self) -> bool:
+            """Whether designs are left to train (none when the run has done its work)."""
+            return bool(self.pending) or (self.asked < self.trials and not self.ran_out())
 
         def _tell(self, t, outcome: dict[str, Any]) -> None:
             tell_outcome(self.study, t, outcome)
@@ -434,8 +613,11 @@ def trainable(config: dict[str, Any], data=None) -> None:
 
 
 # ----- the driver -----
-def cluster_endpoint(address: str) -> tuple[str, int] | None:
-    """(host, port) of a `--address`, None for "auto"; a ValueError for anything else."""
+def cluster_endpoint(address: str, source: str | None = None) -> tuple[str, int] | None:
+    """(host, port) of a `--address`, None for "auto"; a ValueError for anything else.
+
+    `source` names where the address came from in messages (default: `--address 'X'`).
+    """
     if address == "auto":
         return None
     rest = address[len("ray://"):] if address.startswith("ray://") else address
@@ -443,12 +625,12 @@ def cluster_endpoint(address: str) -> tuple[str, int] | None:
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 \
             or any(c.isspace() or c in "/@?#" for c in host):
-        raise ValueError(f"--address {address!r}: expected auto, HOST:PORT or ray://HOST:PORT "
-                         f"(the head node's address, e.g. 10.0.0.5:6379)")
+        raise ValueError(f"{source or f'--address {address!r}'}: expected auto, HOST:PORT or "
+                         f"ray://HOST:PORT (the head node's address, e.g. 10.0.0.5:6379)")
     return host, int(port)
 
 
-def _check_reachable(address: str) -> None:
+def _check_reachable(address: str, source: str | None = None) -> None:
     """Fail in seconds, and in one line, when nothing listens at the cluster's address.
 
     `ray.init` would wait for minutes on an address where nothing answers, and end with a
@@ -456,7 +638,7 @@ def _check_reachable(address: str) -> None:
     """
     import socket
 
-    endpoint = cluster_endpoint(address)
+    endpoint = cluster_endpoint(address, source)
     if endpoint is None:
         return
     try:
@@ -464,10 +646,17 @@ def _check_reachable(address: str) -> None:
             pass
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        raise ValueError(f"--address {address}: nothing answers at {endpoint[0]}:{endpoint[1]} "
-                         f"({reason}); start the cluster (`ray start --head`) or check the "
-                         f"address") from None
+        fix = ("start the cluster (`ray start --head`), or unset RAY_ADDRESS to run on this "
+               "machine alone" if source else
+               "start the cluster (`ray start --head`) or check the address")
+        raise ValueError(f"{source or f'--address {address}'}: nothing answers at "
+                         f"{endpoint[0]}:{endpoint[1]} ({reason}); {fix}") from None
 
+
+def _environment_address() -> str | None:
+    """RAY_ADDRESS, which `ray.init` joins when no --address is given ("local": none)."""
+    value = os.environ.get("RAY_ADDRESS", "").strip()
+    return value if value and value != "local" else None
 
 
 def default_run_name(space: DesignSpace, budget: float) -> str:
@@ -489,8 +678,12 @@ def _init_ray(cfg: SearchConfig) -> bool:
 
     import ray
 
+    env_address = None if cfg.address else _environment_address()
+    source = f"RAY_ADDRESS={env_address} (from the environment)" if env_address else None
     if cfg.address:
         _check_reachable(cfg.address)
+    elif env_address:
+        _check_reachable(env_address, source)
     if ray.is_initialized():
         return False
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -498,7 +691,8 @@ def _init_ray(cfg: SearchConfig) -> bool:
                               "log_to_driver": False, "configure_logging": True}
     if cfg.address:
         try:
-            ray.init(address=cfg.address, **kwargs)
+            with _keeping_sigterm_handler():
+                ray.init(address=cfg.address, **kwargs)
         except (ConnectionError, TimeoutError) as exc:  # "auto" with no cluster, a client timeout
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"--address {cfg.address}: could not join the Ray cluster: "
@@ -511,17 +705,48 @@ def _init_ray(cfg: SearchConfig) -> bool:
     except Exception:  # noqa: BLE001 - let ray.init decide (and report) as it would
         joining = True
     if joining:
-        ray.init(**kwargs)
+        try:
+            with _keeping_sigterm_handler():
+                ray.init(**kwargs)
+        except (ConnectionError, TimeoutError) as exc:  # RAY_ADDRESS=auto with no cluster
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"{source or 'Ray'}: could not join the Ray cluster: {first}"
+                             ) from None
         return True
     rewrite = getattr(services, "resolve_ip_for_localhost", None)
     if rewrite is not None:
         services.resolve_ip_for_localhost = lambda host: host
     try:
-        ray.init(_node_ip_address="127.0.0.1", **kwargs)
+        with _keeping_sigterm_handler():
+            ray.init(_node_ip_address="127.0.0.1", **kwargs)
     finally:
         if rewrite is not None:
             services.resolve_ip_for_localhost = rewrite
     return True
+
+
+@contextmanager
+def _keeping_sigterm_handler():
+    """Keep the search's SIGTERM handler while `ray.init` runs (see `StopSignals`).
+
+    `ray.init` replaces the process's SIGTERM handler twice (`ray._private.utils.
+    set_sigterm_handler`) with handlers that exit at once, killing Ray's processes under the
+    driver; the search then dies mid-start (or later aborts in Ray's C++ code). Its setter is
+    made a no-op for the call; Ray's atexit hook and `ray.shutdown` still stop its processes.
+    """
+    try:
+        from ray._private import utils as ray_utils
+    except ImportError:  # another Ray layout: the handler is re-installed after the call
+        yield
+        return
+    setter = getattr(ray_utils, "set_sigterm_handler", None)
+    if setter is not None:
+        ray_utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        if setter is not None:
+            ray_utils.set_sigterm_handler = setter
 
 
 def check_resources(cfg: SearchConfig) -> None:
@@ -561,26 +786,55 @@ def _callback_class():
     from ray.tune import Callback
 
     class TableWriter(Callback):
+        """Writes the trials table after every finished trial, and owns the time budget.
+
+        It also remembers each running trial's last reported result, so that when the whole
+        run stops (time budget, Ctrl-C, SIGTERM) the trials in flight that reported an epoch
+        can be recorded as cut short (`cut_short`), with the metrics of their last epoch.
+        """
+
         def __init__(self, run_dir: Path, rows: list[dict[str, Any]], planned_epochs: int,
-                     progress: "Progress"):
+                     progress: "Progress", deadline: float = math.inf):
             self.run_dir, self.rows, self.planned = run_dir, rows, planned_epochs
             self.progress = progress
+            self.deadline = deadline  # time.time() at which the time budget is spent
             self.started: dict[str, float] = {}
+            self.running: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
             self.write_error: OSError | None = None  # a full disk or a read-only folder
+            self.folder = _identity(run_dir)
+            self.gone = False  # the run folder was removed or replaced while the search ran
+            self.quieted: dict[str, int] = {}
+
+        def on_step_begin(self, iteration, trials, **info):
+            if not self.gone and _identity(self.run_dir) != self.folder:
+                self.gone = True
+                self.write_error = self.write_error or OSError(
+                    errno.ENOTDIR, "Not a directory", str(self.run_dir / "trials.parquet"))
+                # Tune's own writes into the folder (ray/) now fail and log tracebacks until
+                # the stop: the one line the search prints says what happened instead.
+                for name in ("ray.tune", "ray.train", "ray.air"):
+                    logger = logging.getLogger(name)
+                    self.quieted.setdefault(name, logger.level)
+                    logger.setLevel(logging.CRITICAL + 1)
+
+        def restore_logging(self) -> None:
+            for name, level in self.quieted.items():
+                logging.getLogger(name).setLevel(level)
+            self.quieted.clear()
 
         def on_trial_start(self, iteration, trials, trial, **info):
             self.started[trial.trial_id] = time.time()
+            self.running[trial.trial_id] = (trial.config, None)
             self.progress.update(trials)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
+            self.running[trial.trial_id] = (trial.config, dict(result))
             self.progress.update(trials)
-            faults.in_driver(trial.config, result)
+            if faults.in_driver(trial.config, result, self.run_dir) == "expire":
+                self.deadline = -math.inf
 
-        def _finish(self, trial, error_text: str, error: bool, trials) -> None:
-            result = trial.last_result or {}
-            status = trial_status(result, error, self.planned)
-            wall = time.time() - self.started.get(trial.trial_id, time.time())
-            row = _row(trial.config, result, status, error_text, wall, trial.trial_id)
+        def _record(self, row: dict[str, Any], trials) -> None:
+            self.running.pop(row["trial_id"], None)
             self.rows.append(row)
             if self.write_error is None:
                 try:
@@ -589,8 +843,38 @@ def _callback_class():
                     self.write_error = exc
             self.progress.finished(row, trials)
 
-        def stop_all(self) -> bool:  # asked by the stopper after every result
-            return self.write_error is not None
+        def _finish(self, trial, error_text: str, error: bool, trials) -> None:
+            result = trial.last_result or {}
+            status = trial_status(result, error, self.planned)
+            wall = time.time() - self.started.get(trial.trial_id, time.time())
+            self._record(_row(trial.config, result, status, error_text, wall, trial.trial_id),
+                         trials)
+
+        def expired(self) -> bool:
+            return time.time() >= self.deadline
+
+        def stop_all(self) -> bool:  # asked by the stopper after every step
+            return self.write_error is not None or self.expired()
+
+        def unfinished(self) -> int:
+            """Trials started and not finished (with or without a reported epoch)."""
+            return len(self.running)
+
+        def cut_short(self, reason: str) -> int:
+            """Record the trials in flight that reported an epoch as cut short by `reason`;
+            returns how many. Those without an epoch have nothing to record: a resume trains
+            them (their Optuna trials are still RUNNING)."""
+            n = 0
+            for trial_id, (config, result) in sorted(self.running.items(),
+                                                     key=lambda kv: kv[1][0]["order"]):
+                epochs = int((result or {}).get("epoch", 0) or 0)
+                if epochs < 1 or result.get("status") == "diverged":
+                    continue
+                wall = time.time() - self.started.get(trial_id, time.time())
+                note = cut_short_note(reason, epochs, self.planned)
+                self._record(_row(config, result, "stopped_early", note, wall, trial_id), [])
+                n += 1
+            return n
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self._finish(trial, "", False, trials)
@@ -692,8 +976,11 @@ def _short(row: dict[str, Any]) -> str:
 class SearchOutcome:
     run_dir: Path
     table: Any                 # pandas DataFrame
-    interrupted: bool
+    interrupted: bool          # stopped by a signal (Ctrl-C, SIGTERM)
     resume_command: str
+    stopped_by: str | None = None   # "SIGINT", "SIGTERM" or "time budget"; None: all done
+    cut_short: int = 0              # trials recorded as cut short by the stop
+    notes: tuple[str, ...] = ()     # what the user should know (a grid that ran out)
 
 
 def roadmap_candidates() -> list[Candidate]:
@@ -706,6 +993,79 @@ def roadmap_candidates() -> list[Candidate]:
     return out
 
 
+# ----- stopping: signals and the time budget -----
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so that one clean stop serves both."""
+
+
+class StopSignals:
+    """SIGINT and SIGTERM during a search, as exceptions (KeyboardInterrupt, Terminated).
+
+    Without this, SIGTERM reaches the handler that `ray.init` installs, which kills Ray's own
+    processes under the driver and exits: the driver then aborts in Ray's C++ code (status
+    134), with no resume command and no table of the trials in flight. Here SIGTERM takes
+    Ctrl-C's path instead. Only the first SIGTERM is raised: the ones after it would cut the
+    clean stop itself short. Inside `deferred()` sections (Ray's start, making the run folder,
+    creating the study, the final write) both signals wait until the section ends, so no
+    signal leaves half of one behind.
+    """
+
+    def __init__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        self.depth = 0
+        self.waiting: BaseException | None = None
+        self.terminated = False
+
+    def install(self) -> "StopSignals":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                current = signal.getsignal(sig)
+                if current != self._handle:
+                    self.previous.setdefault(sig, current)
+                signal.signal(sig, self._handle)
+        return self
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self.previous.clear()
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if signum == signal.SIGTERM:
+            if self.terminated:
+                return
+            self.terminated = True
+            exc: BaseException = Terminated()
+        else:
+            exc = KeyboardInterrupt()
+        if self.depth:
+            self.waiting = self.waiting or exc
+            return
+        raise exc
+
+    @contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.depth == 0 and self.waiting is not None:
+            exc, self.waiting = self.waiting, None
+            raise exc
+
+
+def signal_name(exc: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+
+
 def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                on_start: Callable[[Path], None] | None = None,
                fixed: list[Candidate] | None = None) -> SearchOutcome:
@@ -713,67 +1073,75 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
 
     With `fixed`, the run trains exactly those designs (the roadmap replay) and no others:
     no reference points, no Optuna proposals.
+
+    SIGINT and SIGTERM stop it cleanly (see `StopSignals`): once run.json exists, the outcome
+    says which signal stopped the run and the table holds every trial that reported an epoch;
+    before that, the KeyboardInterrupt (or `Terminated`) propagates and nothing is left behind.
     """
+    signals = StopSignals().install()
+    try:
+        return _run_search(cfg, resume_dir, on_start, fixed, signals)
+    finally:
+        signals.restore()
+
+
+def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
+                on_start: Callable[[Path], None] | None, fixed: list[Candidate] | None,
+                signals: StopSignals) -> SearchOutcome:
     import optuna
 
     fault = faults.from_environment()
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         meta = read_run_json(run_dir)
-        cfg = SearchConfig(**{**meta["config"], **_resume_overrides(cfg)})
+        cfg = config_from_run_json(run_dir / RUN_JSON, meta["config"], _resume_overrides(cfg))
         prior = read_table(run_dir) if (run_dir / "trials.parquet").exists() else None
+        check_study_file(run_dir / STUDY_FILE)
         note = unknown_columns_note(run_dir, prior.columns) if prior is not None else None
         if note:
             print(note, file=sys.stderr)
     else:
         meta, prior = None, None
-    space = load_space(cfg.space)
-    proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
+    # On a resume every setting comes from run.json: an error about one names the file.
+    named = functools.partial(_naming_run_json, run_dir if resume_dir is not None else None)
+    with named("space"):
+        space = load_space(cfg.space)
+    with named("proxy"):
+        proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
     if fixed is None and (meta or {}).get("kind") == "roadmap":
         fixed = roadmap_candidates()
     if fixed is None:  # a roadmap replay has no budget
-        check_budget(space, cfg.budget, cfg.fit_width)
-    sampler = make_sampler(cfg.sampler, cfg.seed, space)
+        with named("budget"):
+            check_budget(space, cfg.budget, cfg.fit_width)
+    with named("sampler"):
+        sampler = make_sampler(cfg.sampler, cfg.seed, space)
+    with named("storage_path"):
+        check_storage_path(cfg.storage_path)
     from .train import check_resolution, load_proxy_data
 
     if resume_dir is None:
         name = cfg.name or default_run_name(space, cfg.budget)
         check_run_name(name)
         run_dir = Path(cfg.results_dir) / name
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise ValueError(f"{run_dir} already exists: choose another --name, or resume it "
-                             f"with --resume {run_dir}")
+        _check_free(run_dir)
     # Everything a user can get wrong is checked before the run folder exists.
-    data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
+    with named("dataset"):
+        data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
     refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
-    for cand in refs:
-        check_resolution(cand.arch, proxy.resolution)
-    started_ray = _init_ray(cfg)
-    lock = None
+    with named("proxy"):
+        for cand in refs:
+            check_resolution(cand.arch, proxy.resolution)
+    faults.at(fault, "ray-init")
+    started_ray, lock, created = False, None, False
     try:
+        with signals.deferred():
+            started_ray = _init_ray(cfg)
+        signals.install()  # again: Ray may have put its own SIGTERM handler in place
         check_resources(cfg)
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            lock = RunLock(run_dir).acquire()
-        except OSError as exc:  # a read-only folder, or one that is not ours
-            fix = ("make it writable, or copy the run somewhere writable and resume the copy"
-                   if resume_dir is not None else "choose a writable --results-dir")
-            raise ValueError(f"cannot write in {run_dir}: {exc.strerror or exc}; {fix}") from None
-
         rows: list[dict[str, Any]] = []
-        if prior is not None:  # errors are dropped: a resumed run tries those designs again
+        if prior is not None:  # errors and trials cut short are trained again
             kept = prior[prior["status"] != "error"]
-            rows = [_restore_row(r) for r in kept.to_dict("records")]
-
-        storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study = optuna.create_study(study_name="search", storage=storage, sampler=sampler,
-                                        directions=["maximize", "minimize"], load_if_exists=True)
-            study.set_metric_names(["top1", "gflops"])
-        pending, done, proposed = work_left(study, rows, refs)
-
+            rows = [r for r in map(_restore_row, kept.to_dict("records")) if not is_cut_short(r)]
         run_info = {"kind": "search" if fixed is None else "roadmap",
                     "command": command_line(), "config": cfg.to_dict(),
                     "space": {"name": space.name, "source": space.source,
@@ -785,36 +1153,179 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                     "optuna_storage": STUDY_FILE,
                     "started": (meta or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
                     "resumed": ((meta or {}).get("resumed", 0) + 1) if meta else 0}
+        end = TuneEnd()
         try:
-            write_run_json(run_dir, run_info)
-            if prior is not None:
-                write_table(run_dir, rows)
-        except OSError as exc:
-            raise _write_failure(run_dir, exc) from None
-
-        if on_start is not None:
-            on_start(run_dir)
-        remaining = len(pending) + max(0, cfg.trials - proposed)
-        outcome_interrupted = False
-        if remaining > 0:
-            outcome_interrupted = _tune(cfg, proxy, space, study, data, run_dir, rows, pending,
-                                        done, proposed, fault)
-        try:
-            table = write_table(run_dir, rows)
-            run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            run_info["interrupted"] = outcome_interrupted
-            write_run_json(run_dir, run_info)
-        except OSError as exc:
-            raise _write_failure(run_dir, exc) from None
+            # The folder, its lock and run.json come into being together: a run folder is
+            # either absent or holds run.json, whatever moment a signal comes.
+            with signals.deferred():
+                created = not run_dir.exists()
+                lock = _take_folder(run_dir, resume_dir is not None)
+                faults.at(fault, "run-folder")
+                try:
+                    write_run_json(run_dir, run_info)
+                    if prior is not None:
+                        write_table(run_dir, rows)
+                except OSError as exc:
+                    raise _write_failure(run_dir, exc) from None
+            faults.at(fault, "study")
+            with signals.deferred():
+                study = _open_study(run_dir, sampler)
+            pending, done, proposed = work_left(study, rows, refs)
+            if on_start is not None:
+                on_start(run_dir)
+            remaining = len(pending) + max(0, cfg.trials - proposed)
+            if remaining > 0:
+                end = _tune(cfg, proxy, space, study, data, run_dir, rows, pending, done,
+                            proposed, fault, signals)
+        except KeyboardInterrupt as exc:  # before or after the trials ran: none was cut
+            end = dataclasses.replace(end, stopped_by=signal_name(exc))
+        with signals.deferred():
+            try:
+                table = write_table(run_dir, rows)
+                run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                run_info["interrupted"] = end.stopped_by in ("SIGINT", "SIGTERM")
+                run_info["stopped_by"] = end.stopped_by
+                run_info["cut_short"] = end.cut
+                if end.exhausted:
+                    run_info["space_exhausted"] = True
+                write_run_json(run_dir, run_info)
+            except OSError as exc:
+                raise _write_failure(run_dir, exc) from None
     finally:
         if lock is not None:
             lock.release()
+        if created and not (run_dir / RUN_JSON).exists():
+            _remove_if_empty(run_dir)
         if started_ray:
             import ray
 
             ray.shutdown()
     resume = f"nas-convnext search --resume {run_dir}"
-    return SearchOutcome(run_dir, table, outcome_interrupted, resume)
+    notes = ()
+    if end.exhausted:
+        notes = (_exhausted_note(cfg, space, table),)
+    return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"), resume,
+                         end.stopped_by, end.cut, notes)
+
+
+def _exhausted_note(cfg: SearchConfig, space: DesignSpace, table) -> str:
+    searched = int((table["reference"] == "").sum()) if len(table) else 0
+    what = (f"the grid of space {space.name!r} ({space.size} points) is done"
+            if cfg.sampler == "grid" else
+            f"the sampler found no new design in space {space.name!r}")
+    return (f"{what}: {searched} searched design(s) trained, fewer than the {cfg.trials} "
+            "asked (--trials)")
+
+
+@contextmanager
+def _naming_run_json(run_dir: Path | None, field: str):
+    """On a resume, errors about a setting read from run.json name the file and the field."""
+    try:
+        yield
+    except ValueError as exc:
+        if run_dir is None:
+            raise
+        raise ValueError(f"{run_dir / RUN_JSON}: field 'config.{field}': {exc}") from None
+
+
+def _check_free(run_dir: Path) -> None:
+    """Refuse a new run's name when its folder holds anything of a run (or anything else)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"{run_dir} exists and is not a folder: choose another --name")
+    if not folder_holds_a_run(run_dir):
+        return
+    if not (run_dir / RUN_JSON).exists() and not (run_dir / "trials.parquet").exists():
+        raise ValueError(f"{run_dir} already exists and holds no run (no run.json, no trials "
+                         "table): remove it, or choose another --name")
+    raise ValueError(f"{run_dir} already exists: choose another --name, or resume it "
+                     f"with --resume {run_dir}")
+
+
+def _take_folder(run_dir: Path, resuming: bool) -> RunLock:
+    """Make the run folder (if new) and lock it; a ValueError when it cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        return RunLock(run_dir).acquire()
+    except OSError as exc:  # a read-only folder, or one that is not ours
+        fix = ("make it writable, or copy the run somewhere writable and resume the copy"
+               if resuming else "choose a writable --results-dir")
+        raise ValueError(f"cannot write in {run_dir}: {exc.strerror or exc}; {fix}") from None
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """A run folder this search made and left empty (it stopped before run.json): removed."""
+    try:
+        run_dir.rmdir()
+    except OSError:
+        pass
+
+
+def _open_study(run_dir: Path, sampler):
+    import optuna
+
+    storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study = optuna.create_study(study_name="search", storage=storage, sampler=sampler,
+                                    directions=["maximize", "minimize"], load_if_exists=True)
+        study.set_metric_names(["top1", "gflops"])
+    return study
+
+
+def check_study_file(path: Path) -> None:
+    """Refuse, before Ray starts, a study.db that is not a whole Optuna study.
+
+    Opened read-only with sqlite3 itself: Optuna's storage would write to it (create tables,
+    stamp versions) before failing, and would fail only once Ray had started.
+    """
+    import sqlite3
+
+    if not path.exists():
+        return  # a run stopped before its study was made: a resume makes it
+    fix = "restore it from a copy, or start a new run"
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file: {fix}")
+    try:
+        con = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+        try:
+            check = con.execute("PRAGMA quick_check").fetchone()
+            tables = {r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
+            names = ({r[0] for r in con.execute("SELECT study_name FROM studies")}
+                     if "studies" in tables else set())
+        finally:
+            con.close()
+    except sqlite3.Error as exc:
+        raise ValueError(f"{path} is damaged and cannot be read ({exc}): {fix}") from None
+    if not check or check[0] != "ok":
+        raise ValueError(f"{path} is damaged ({check[0] if check else 'no answer'}): {fix}")
+    if not tables and path.stat().st_size == 0:
+        return  # made but never written: the study is created in it
+    if "search" not in names:
+        raise ValueError(f"{path} holds no Optuna study named 'search': it was not written by "
+                         f"nas-convnext search; {fix}")
+
+
+def check_storage_path(path: str | None) -> None:
+    """Refuse, before anything is made, a --storage-path that cannot be Ray's folder: a file,
+    a path through a file, or a folder that cannot be written."""
+    if not path:
+        return
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--storage-path {path}: is a file, not a folder: give a folder (it is "
+                         "made if missing)")
+    existing = p
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"--storage-path {path}: {existing} is a file, not a folder")
+    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--storage-path {path}: cannot write in {existing}; give a folder you "
+                         "can write")
 
 
 def _resume_overrides(cfg: SearchConfig) -> dict[str, Any]:
@@ -851,32 +1362,52 @@ def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate]
     return pending + unfinished, done, proposed
 
 
+@dataclass(frozen=True)
+class TuneEnd:
+    """How the trials ended: all done, or stopped (by which), and what that left."""
+    stopped_by: str | None = None   # "SIGINT", "SIGTERM", "time budget"
+    cut: int = 0                    # trials recorded as cut short
+    exhausted: bool = False         # the space (the grid) had no more designs to propose
+
+
 def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_dir: Path,
           rows: list[dict[str, Any]], pending: list[Queued], done: dict[str, dict],
-          proposed: int, fault: str) -> bool:
+          proposed: int, fault: str, signals: StopSignals | None = None) -> TuneEnd:
     """Train the pending designs, then Optuna's proposals until `cfg.trials` searched designs
-    (counting the `proposed` ones of earlier runs) have been trained; True when interrupted."""
+    (counting the `proposed` ones of earlier runs) have been trained, the space runs out, the
+    time budget is spent or a signal comes.
+
+    Trials that reported an epoch and were still training when the run stopped are added to
+    `rows` as cut short (see `results.cut_short_note`); their Optuna trials stay RUNNING, so a
+    resume trains them again under the same numbers.
+    """
     from ray import tune
 
     planned = proxy.epochs
     base = {"proxy": proxy.to_dict(), "seed": cfg.seed, "cpus_per_trial": cfg.cpus_per_trial,
             "order_start": max([int(r["order"]) for r in rows], default=0), "fault": fault}
     sampler = functools.partial(proposal_sampler, cfg.sampler, cfg.seed, space)
+    grid = space.size if cfg.sampler == "grid" else None
     searcher = _searcher_class()(study, space, cfg.budget, cfg.fit_width, cfg.trials, pending,
-                                 done, base, planned, proposed, sampler)
+                                 done, base, planned, proposed, sampler, grid_size=grid)
     total = len(pending) + max(0, cfg.trials - proposed)
+    if grid is not None:  # at most the grid's points not proposed yet
+        total = min(total, len(pending) + max(0, grid - len(searcher.points)))
     start = time.time()
-    progress = Progress(total, start, cfg.time_budget_s)
-    writer = _callback_class()(run_dir, rows, planned, progress)
+    progress = Progress(max(1, total), start, cfg.time_budget_s)
+    deadline = start + cfg.time_budget_s if cfg.time_budget_s is not None else math.inf
+    writer = _callback_class()(run_dir, rows, planned, progress, deadline)
     scheduler = None
     if cfg.scheduler == "asha" and planned > 1:
         scheduler = _asha(planned)
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     trainable_fn = tune.with_resources(tune.with_parameters(trainable, data=data), resources)
     storage = Path(cfg.storage_path).resolve() if cfg.storage_path else run_dir.resolve()
+    # The time budget is the stopper's (`RunStopper`), not Tune's `time_budget_s`: Tune's
+    # ends the trials in flight without a callback, so their rows would be lost.
     tune_config = tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
-                                  num_samples=total, max_concurrent_trials=cfg.concurrency,
-                                  time_budget_s=cfg.time_budget_s, reuse_actors=True)
+                                  num_samples=max(1, total),
+                                  max_concurrent_trials=cfg.concurrency, reuse_actors=True)
     run_config = tune.RunConfig(name="ray", storage_path=str(storage), verbose=0,
                                 callbacks=[writer], log_to_file=True,
                                 stop=_stopper_class()(writer),
@@ -885,23 +1416,47 @@ def _tune(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(1, cfg.concurrency or 2)))
     tuner = tune.Tuner(trainable_fn, tune_config=tune_config, run_config=run_config)
-    interrupted = False
+    stopped_by = None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tuner.fit()
-    except KeyboardInterrupt:
-        interrupted = True
-    if progress.tty:
-        sys.stderr.write("\n")
-    if writer.write_error is not None:
-        raise _write_failure(run_dir, writer.write_error)
-    return interrupted
+    except KeyboardInterrupt as exc:
+        stopped_by = signal_name(exc)
+    except Exception:  # Tune fails at its end when its folder went with the run folder
+        if writer.write_error is None:
+            raise
+    finally:
+        writer.restore_logging()
+    with signals.deferred() if signals is not None else contextlib.nullcontext():
+        if progress.tty:
+            sys.stderr.write("\n")
+        if writer.write_error is not None:
+            raise _write_failure(run_dir, writer.write_error, gone=writer.gone)
+        if stopped_by is None and writer.expired() and (writer.unfinished()
+                                                        or searcher.work_left()):
+            stopped_by = "time budget"
+        cut = writer.cut_short(stopped_by) if stopped_by else 0
+    return TuneEnd(stopped_by, cut, searcher.ran_out())
 
 
-def _write_failure(run_dir: Path, exc: OSError) -> ValueError:
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None if it is not one: a folder removed and made again
+    (Tune makes its own subfolder again) is not the same folder."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _write_failure(run_dir: Path, exc: OSError, gone: bool = False) -> ValueError:
     name = Path(exc.filename).name if getattr(exc, "filename", None) else "trials.parquet"
     reason = exc.strerror or str(exc) or type(exc).__name__
+    if gone or not run_dir.is_dir():  # removed, or replaced by a file, while the search ran
+        return ValueError(f"could not write {run_dir / name}: {reason}: {run_dir} is no longer "
+                          "a folder (it was removed or replaced while the search ran), so the "
+                          "trials of this run are lost; start a new run")
     return ValueError(f"could not write {run_dir / name}: {reason}; the last good table is "
                       f"kept: free some space (or make the folder writable) and resume with "
                       f"--resume {run_dir}")
@@ -910,19 +1465,20 @@ def _write_failure(run_dir: Path, exc: OSError) -> ValueError:
 def _stopper_class():
     from ray.tune import Stopper
 
-    class WriteFailureStopper(Stopper):
-        """Stops the whole experiment once the table can no longer be written."""
+    class RunStopper(Stopper):
+        """Stops the whole experiment when the time budget is spent or the table can no
+        longer be written (both decided by the TableWriter)."""
 
         def __init__(self, writer):
             self.writer = writer
 
         def __call__(self, trial_id, result) -> bool:
-            return self.writer.stop_all()
+            return self.writer.write_error is not None
 
         def stop_all(self) -> bool:
             return self.writer.stop_all()
 
-    return WriteFailureStopper
+    return RunStopper
 
 
 def _asha(max_t: int):

@@ -176,6 +176,8 @@ def test_ctrl_c_then_resume_finishes_without_retraining(tmp_path):
     assert f"--resume {tmp_path / 'stop'}" in out
     before = pd.read_parquet(table)
     assert 3 <= len(before) < 10
+    # A trial cut short by the stop is trained again; the finished ones are kept.
+    before = before[~before["error"].str.startswith("cut short:")]
     assert not (tmp_path / "stop" / ".lock").exists()
 
     p = _cli("search", "--resume", str(tmp_path / "stop"))

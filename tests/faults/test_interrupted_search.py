@@ -71,10 +71,14 @@ def test_interrupted_then_resumed_matches_the_uninterrupted_run(uninterrupted, t
     assert p.returncode == 130, p.stderr
     assert f"--resume {run_dir}" in p.stdout
     assert not (run_dir / ".lock").exists()
-    table = run_dir / "trials.parquet"
-    before = read_table(run_dir) if table.exists() else pd.DataFrame(columns=["trial_id"])
-    # One trial at a time: exactly the trials started before trial `moment` are finished.
-    assert len(before) == moment - 1
+    table = read_table(run_dir)
+    # One trial at a time: exactly the trials started before trial `moment` are finished, and
+    # trial `moment`, which had reported epoch 1 of 2, is kept as cut short.
+    cut = table["error"].str.startswith("cut short:")
+    before, cut = table[~cut], table[cut]
+    assert len(before) == moment - 1 and (before["status"] == "completed").all()
+    assert cut["status"].tolist() == ["stopped_early"] and cut["epochs"].tolist() == [1]
+    assert cut["order"].tolist() == [moment]
 
     capsys.readouterr()
     out = run_search(SearchConfig(budget=4.5e9), resume_dir=run_dir)  # as `--resume` does
@@ -93,6 +97,7 @@ def test_interrupted_then_resumed_matches_the_uninterrupted_run(uninterrupted, t
     # one progress line per trained trial.
     kept = after.set_index("trial_id").loc[before["trial_id"]]
     assert kept["wall_s"].tolist() == before["wall_s"].tolist()
+    assert not set(cut["trial_id"]) & set(after["trial_id"])  # the cut trial trained again
     trained = re.findall(r"^\[(\d+)/(\d+)\]", progress, flags=re.M)
     assert len(trained) == TOTAL - len(before)
     assert {int(n) for _, n in trained} == {TOTAL - len(before)}

@@ -1,7 +1,10 @@
 """Resources a search asks for that are not there: refused before the search starts, in one line."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -45,3 +48,70 @@ def test_a_cluster_that_is_not_there_is_one_line_at_once(tmp_path, capsys, addre
     assert len(lines) == 1 and lines[0].startswith("nas-convnext: error: --address ")
     assert address in lines[0] and message in lines[0]
     assert not (tmp_path / "far").exists()
+
+
+# ----- values Ray cannot use: refused before Ray starts and before the run folder exists -----
+@pytest.mark.parametrize("option,value,message", [
+    ("--cpus-per-trial", "0.00001", "--cpus-per-trial 1e-05: Ray counts resources in steps of "
+                                    "0.0001"),
+    ("--cpus-per-trial", "0.00015", "--cpus-per-trial 0.00015: Ray counts resources in steps"),
+    ("--gpus-per-trial", "0.00001", "--gpus-per-trial 1e-05: Ray counts resources in steps"),
+    ("--gpus-per-trial", "1.5", "--gpus-per-trial 1.5: a trial takes a fraction of one GPU or "
+                                "whole GPUs"),
+])
+def test_resources_ray_cannot_count_are_refused_first(tmp_path, capsys, monkeypatch, option,
+                                                      value, message):
+    import nas_convnext.search as search_module
+
+    def no_ray(cfg):
+        raise AssertionError("Ray was started for a value Ray cannot use")
+
+    monkeypatch.setattr(search_module, "_init_ray", no_ray)
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+                 "--name", "tiny", "--results-dir", str(tmp_path), option, value])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_ray_address_in_the_environment_is_checked_like_address(tmp_path):
+    """RAY_ADDRESS where nothing answers: one line naming the variable, at once (Ray alone
+    would wait for minutes). Run in its own process: the suite's Ray must not be joined."""
+    port = _free_port()
+    env = {**{k: v for k, v in os.environ.items() if k != "NAS_CONVNEXT_FAULT"},
+           "RAY_ADDRESS": f"127.0.0.1:{port}"}
+    p = subprocess.run([sys.executable, "-m", "nas_convnext.cli", "search", "--space", "small",
+                        "--proxy", "cpu-tiny", "--budget", "4.5G", "--name", "env",
+                        "--results-dir", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert lines == [f"nas-convnext: error: RAY_ADDRESS=127.0.0.1:{port} (from the environment): "
+                     f"nothing answers at 127.0.0.1:{port} (Connection refused); start the "
+                     f"cluster (`ray start --head`), or unset RAY_ADDRESS to run on this machine "
+                     f"alone"], p.stderr
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["file", "under-a-file"])
+def test_storage_path_that_is_not_a_folder_is_refused_first(tmp_path, capsys, monkeypatch, where):
+    import nas_convnext.search as search_module
+
+    def no_ray(cfg):
+        raise AssertionError("Ray was started with a --storage-path it cannot use")
+
+    monkeypatch.setattr(search_module, "_init_ray", no_ray)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    storage = a_file if where == "file" else a_file / "ray-runs"
+    results = tmp_path / "results"
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+                 "--name", "st", "--results-dir", str(results), "--storage-path", str(storage)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith(f"nas-convnext: error: --storage-path {storage}: ")
+    said = "is a file, not a folder" if where == "file" else f"{a_file} is a file, not a folder"
+    assert lines[0].startswith(f"nas-convnext: error: --storage-path {storage}: {said}"), lines
+    assert not results.exists() and a_file.read_text() == "mine\n"

@@ -18,8 +18,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench._doc import write_section  # noqa: E402
 from nas_convnext import build_model, complexity  # noqa: E402
-from nas_convnext.complexity import _complexity, fvcore_count  # noqa: E402
-from nas_convnext.space import load_space  # noqa: E402
+from nas_convnext.design.complexity import _complexity, fvcore_count  # noqa: E402
+from nas_convnext.design.space import load_space  # noqa: E402
 
 
 def main() -> None:

@@ -193,9 +193,9 @@ def make_run(folder: Path, n: int = 30, seed: int = 1) -> Path:
     import numpy as np
 
     from nas_convnext import presets
-    from nas_convnext.complexity import complexity
+    from nas_convnext.design.complexity import complexity
     from nas_convnext.results import COLUMNS, write_table
-    from nas_convnext.space import load_space
+    from nas_convnext.design.space import load_space
 
     space = load_space("convnext")
     rng = np.random.default_rng(seed)

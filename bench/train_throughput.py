@@ -40,10 +40,10 @@ import torch.nn.functional as F  # noqa: E402
 
 from bench._doc import write_section  # noqa: E402
 from nas_convnext import presets  # noqa: E402
-from nas_convnext.build import build_model  # noqa: E402
-from nas_convnext.data import load_dataset  # noqa: E402
-from nas_convnext.proxy import get_proxy  # noqa: E402
-from nas_convnext.train import _lr_lambda, make_optimizer, prepare, train_trial  # noqa: E402
+from nas_convnext.design.build import build_model  # noqa: E402
+from nas_convnext.training.data import load_dataset  # noqa: E402
+from nas_convnext.training.proxy import get_proxy  # noqa: E402
+from nas_convnext.training.trial import _lr_lambda, make_optimizer, prepare, train_trial  # noqa: E402
 
 DESIGNS = {"ConvNeXt-T": "convnext_t", "ResNet-50": "resnet50"}
 

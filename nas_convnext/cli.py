@@ -11,8 +11,8 @@ import sys
 from typing import Any, Sequence
 
 from . import __version__
-from .arch import FIELD_NAMES, load_design, presets
-from .complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
+from .design.arch import FIELD_NAMES, load_design, presets
+from .design.complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
@@ -78,7 +78,7 @@ def cmd_flops(args: argparse.Namespace) -> int:
                            "convention": _convention(args.resolution, args.num_classes),
                            **arch.to_dict()}
     if args.check:
-        from .build import build_model
+        from .design.build import build_model
 
         model = build_model(arch, num_classes=args.num_classes)
         f = fvcore_count(model, args.resolution)
@@ -110,7 +110,7 @@ def _show(v: Any) -> str:
 
 # ----- roadmap -----
 def cmd_roadmap(args: argparse.Namespace) -> int:
-    from .roadmap import roadmap_steps
+    from .design.roadmap import roadmap_steps
 
     rows = []
     for s in roadmap_steps():
@@ -150,8 +150,9 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
 
     import pandas as pd
 
-    from .proxy import get_proxy
-    from .search import SearchConfig, roadmap_candidates, run_search
+    from .training.proxy import get_proxy
+    from .search.config import SearchConfig
+    from .search.run import roadmap_candidates, run_search
 
     get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
     name = (args.name if args.name is not None  # an empty --name is refused, as by search
@@ -167,7 +168,7 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
     steps["top1"] = [table["top1"].get(n, math.nan) for n in steps["name"]]
     steps["status"] = [table["status"].get(n, "missing") for n in steps["name"]]
     try:
-        from .report import roadmap_report
+        from .report.roadmap_report import roadmap_report
 
         info = roadmap_report(steps, out.run_dir)
     except ValueError as exc:
@@ -212,7 +213,7 @@ def _signal_exit(stopped_by: str | None) -> int:
 
 # ----- space -----
 def cmd_space(args: argparse.Namespace) -> int:
-    from .space import load_space
+    from .design.space import load_space
 
     space = load_space(args.space)
     info = space.describe(args.budget, seed=args.seed)
@@ -246,9 +247,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     import math
     from pathlib import Path
 
-    from .proxy import get_proxy
+    from .training.proxy import get_proxy
     from .results import atomic_write_text, check_replaceable
-    from .train import check_memory, check_resolution, load_proxy_data, train_trial
+    from .training.trial import check_memory, check_resolution, load_proxy_data, train_trial
 
     arch = load_design(args.design, args.overrides)
     proxy = get_proxy(args.proxy, epochs=args.epochs)
@@ -325,8 +326,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train_with_progress(train_trial, arch, proxy, data, seed: int, threads: int | None):
     """Run the trial with a live display on stderr: a bar on a terminal, else a line an epoch."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, \
-        TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     console = Console(stderr=True)
     if not console.is_terminal:
@@ -368,7 +374,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     """Write a run's report (figures, tables, verdict) and print a short summary."""
     from pathlib import Path
 
-    from .report import FORMATS, summary_text, write_report
+    from .report.document import FORMATS
+    from .report.run_report import summary_text, write_report
 
     formats = tuple(args.format) if args.format else FORMATS
     info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
@@ -385,7 +392,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 # ----- search -----
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import SearchConfig, parse_duration, run_search
+    from .search.config import SearchConfig, parse_duration
+    from .search.run import run_search
 
     if args.resume is None and args.budget is None:
         raise ValueError("--budget is required (e.g. --budget 4.5GFLOPs), unless you --resume a run")
@@ -427,7 +435,7 @@ def _finish_search(out) -> int:
     if out.interrupted:
         return _signal_exit(out.stopped_by)
     if len(df) and (df["status"] == "completed").any():
-        from .report import summary_text, write_report
+        from .report.run_report import summary_text, write_report
 
         try:
             print("\n" + summary_text(write_report(out.run_dir)))
@@ -630,7 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nas-convnext: error: {_one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        from .search import Terminated
+        from .search.signals import Terminated
 
         terminated = isinstance(exc, Terminated)
         # A search that got as far as its run.json returns normally (with the resume command);

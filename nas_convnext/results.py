@@ -22,7 +22,7 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 import pandas as pd
 
-from .arch import FIELD_NAMES
+from .design.arch import FIELD_NAMES
 from .userfile import FileRefused, load_file
 
 RESULTS_DIR = Path("results")
@@ -30,6 +30,7 @@ TABLE = "trials.parquet"
 TABLE_CSV = "trials.csv"
 RUN_JSON = "run.json"
 LOCK = ".lock"
+STUDY_FILE = "study.db"  # the Optuna study (SQLite)
 STATUSES = ("completed", "stopped_early", "diverged", "error")
 # The `error` text of a trial that was still training when the whole run stopped (its time
 # budget, Ctrl-C, SIGTERM): a `stopped_early` row with the metrics of its last epoch, which a
@@ -295,6 +296,16 @@ _RUN_FIELDS = (
 )
 
 
+def one_line(message: object, limit: int | None = None) -> str:
+    """A message on one line (every run of whitespace one space), cut to `limit` characters
+    when given; an exception without text is named by its type. The CLI prints every error
+    through it, and the report quotes other libraries' messages with it."""
+    text = " ".join(str(message).split())
+    if not text and isinstance(message, BaseException):
+        text = type(message).__name__
+    return text if limit is None else text[:limit]
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """A value from a file as an error message shows it: its repr, shortened."""
     text = "null" if value is None else repr(value)
@@ -403,3 +414,18 @@ def _read_owner(fd: int) -> str:
 
 def command_line() -> list[str]:
     return [Path(sys.argv[0]).name, *sys.argv[1:]]
+
+
+def write_failure(run_dir: Path, exc: OSError, gone: bool = False) -> ValueError:
+    """The one-line error for a run whose table (or run.json) could not be written: what is
+    kept and what to do, or that the folder itself is gone."""
+    name = Path(exc.filename).name if getattr(exc, "filename", None) else "trials.parquet"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if gone or not run_dir.is_dir():  # removed, or replaced by a file, while the search ran
+        return ValueError(f"could not write {run_dir / name}: {reason}: {run_dir} is no longer "
+                          "a folder (it was removed or replaced while the search ran), so the "
+                          "trials of this run are lost; start a new run")
+    return ValueError(f"could not write {run_dir / name}: {reason}; the last good table is "
+                      f"kept: free some space (or make the folder writable) and resume with "
+                      f"--resume {run_dir}")
+

@@ -14,7 +14,7 @@ import pytest
 
 from nas_convnext import complexity, presets
 from nas_convnext.cli import build_parser, main
-from nas_convnext.roadmap import roadmap_steps
+from nas_convnext.design.roadmap import roadmap_steps
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-from .userfile import load_file, shown
+from ..userfile import load_file, shown
 
 STEMS = ("resnet", "patchify")
 GROUPS_DEPTHWISE = "depthwise"
@@ -331,6 +331,8 @@ def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, str]:
 
 
 # ----- presets -----
+#: The two corners every search trains besides its proposals (its `reference` column).
+REFERENCES = ("convnext_t", "resnet50")
 RESNET50 = Arch(stem="resnet", depths=(3, 4, 6, 3), width=64, expansion=0.25, groups=1,
                 kernel=3, spatial_conv="middle", act="relu", activations="every", norm="bn",
                 norms="every", downsample="block", layer_scale=None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .arch import Arch, GROUPS_DEPTHWISE
+from .arch import GROUPS_DEPTHWISE, Arch
 
 
 class Conv(NamedTuple):

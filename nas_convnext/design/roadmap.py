@@ -1,7 +1,9 @@
 """The paper's roadmap from ResNet-50 to ConvNeXt-T, read from `search_spaces/roadmap.yaml`.
 
 The steps are data, not code, so the presets, the FLOP table and the proxy replay of the
-roadmap all read the same file.
+roadmap all read the same file. The shipped YAML files have one source, the repository's
+top-level `search_spaces/`; the wheel carries them as `nas_convnext.search_spaces` (see
+pyproject.toml), and `spaces_dir` finds them in either place.
 """
 from __future__ import annotations
 
@@ -9,11 +11,25 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..userfile import load_file
 from .arch import Arch, from_fields
-from .userfile import load_file
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "search_spaces"
-ROADMAP_FILE = SPACES_DIR / "roadmap.yaml"
+SPACES_PACKAGE = "nas_convnext.search_spaces"
+
+
+def spaces_dir() -> Path:
+    """The folder of the shipped YAML files: the installed package's data (a wheel), else the
+    top-level `search_spaces/` of a source checkout (the package run from the repository, or
+    an editable install)."""
+    from importlib import resources
+
+    try:  # a wheel is always unpacked, so its data files are plain files
+        shipped = resources.files(SPACES_PACKAGE).joinpath("roadmap.yaml")
+    except ModuleNotFoundError:
+        shipped = None
+    if isinstance(shipped, Path) and shipped.is_file():
+        return shipped.parent
+    return Path(__file__).resolve().parents[2] / "search_spaces"
 
 
 @dataclass(frozen=True)
@@ -29,9 +45,11 @@ class Step:
 
 
 @lru_cache(maxsize=4)
-def load_roadmap(path: Path = ROADMAP_FILE) -> tuple[Step, ...]:
+def load_roadmap(path: Path | None = None) -> tuple[Step, ...]:
+    """The steps of `path` (default: the shipped roadmap.yaml), checked and in order."""
     from .arch import RESNET50
 
+    path = spaces_dir() / "roadmap.yaml" if path is None else path
     data = load_file(path, "yaml")
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list):
         raise ValueError(f"{path}: expected a mapping with a 'steps' list")

@@ -22,27 +22,24 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from .arch import (FIELD_NAMES, GROUP_RULE_FIELDS, GROUPS_DEPTHWISE, Arch, channel_problem,
-                   check_field, group_divisor)
+from ..userfile import load_file, shown
+from .arch import (
+    FIELD_NAMES,
+    GROUP_RULE_FIELDS,
+    GROUPS_DEPTHWISE,
+    Arch,
+    channel_problem,
+    check_field,
+    group_divisor,
+)
+from .codec import label
 from .complexity import complexity, parse_flops
-from .userfile import load_file, shown
 
 EXHAUSTIVE_LIMIT = 10**6
 SAMPLE_ESTIMATE = 20_000
 TIED_LIMIT = 200_000  # combinations of the fields the group rule reads (GROUP_RULE_FIELDS)
 _TOP_KEYS = {"name", "description", "dimensions"}
 NAME_MAX = 100
-
-
-def label(value: Any) -> Any:
-    """A value as Optuna and tables can hold it: lists and unions become strings."""
-    if isinstance(value, (tuple, list)):
-        return ",".join(str(v) for v in value)
-    if value is None:
-        return "none"
-    if isinstance(value, str):
-        return value
-    return value if not isinstance(value, bool) else str(value)
 
 
 @dataclass(frozen=True)
@@ -382,9 +379,9 @@ def _names(keys: Any) -> str:
 
 
 def shipped_spaces() -> dict[str, Path]:
-    from .roadmap import SPACES_DIR
+    from .roadmap import spaces_dir
 
-    return {p.stem: p for p in sorted(SPACES_DIR.glob("*.yaml")) if p.stem != "roadmap"}
+    return {p.stem: p for p in sorted(spaces_dir().glob("*.yaml")) if p.stem != "roadmap"}
 
 
 def load_space(spec: str | Path) -> DesignSpace:

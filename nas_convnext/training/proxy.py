@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .userfile import load_file, shown
+from ..userfile import load_file, shown
 
 PROFILES_FILE = Path(__file__).with_name("proxies.yaml")
 RECIPES = ("modern", "original")

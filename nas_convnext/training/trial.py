@@ -15,9 +15,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .arch import Arch
-from .build import build_model
-from .plan import stage_sizes
+from ..design.arch import Arch
+from ..design.build import build_model
+from ..design.plan import stage_sizes
 from .proxy import Proxy
 
 Report = Callable[[dict[str, Any]], None]
@@ -76,7 +76,7 @@ class MemoryNeed:
 def memory_need(arch: Arch, proxy: Proxy, num_classes: int = 2, in_chans: int = 1,
                 cuda: bool = False) -> MemoryNeed:
     """The least memory `train_trial` needs for `arch` under `proxy` (analytic, microseconds)."""
-    from .complexity import complexity, scale_width
+    from ..design.complexity import complexity, scale_width
 
     c = complexity(scale_width(arch, proxy.width_mult), proxy.resolution, num_classes, in_chans)
     copies = 2 + (2 if proxy.optimizer == "adamw" else 1)   # weights, grads, optimizer state
@@ -92,7 +92,7 @@ def check_memory(arch: Arch, proxy: Proxy, num_classes: int = 2, in_chans: int =
     Run before the model is built: a design a million channels wide would otherwise end in an
     allocator error (or take the machine's memory) instead of a message naming the design.
     """
-    from .memory import available_bytes, format_bytes
+    from ..memory import available_bytes, format_bytes
 
     dev = device or pick_device()
     cuda = dev.type == "cuda"

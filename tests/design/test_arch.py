@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nas_convnext import Arch, presets, roadmap
-from nas_convnext.arch import FIELD_NAMES, from_fields, load_design
+from nas_convnext.design.arch import FIELD_NAMES, from_fields, load_design
 
 
 def test_replace_gives_a_valid_design():

@@ -6,7 +6,7 @@ import timm
 import torch
 
 from nas_convnext import build_model, presets, roadmap
-from nas_convnext.complexity import scale_width
+from nas_convnext.design.complexity import scale_width
 
 from .timm_mapping import CONVNEXT, RESNET, convert
 

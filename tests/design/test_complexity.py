@@ -7,9 +7,9 @@ import random
 import pytest
 
 from nas_convnext import build_model, complexity, fit_width, parse_flops, presets
-from nas_convnext.complexity import fvcore_count, scale_width
-from nas_convnext.roadmap import roadmap_steps
-from nas_convnext.space import load_space, shipped_spaces
+from nas_convnext.design.complexity import fvcore_count, scale_width
+from nas_convnext.design.roadmap import roadmap_steps
+from nas_convnext.design.space import load_space, shipped_spaces
 
 
 @pytest.mark.parametrize("name", list(presets()))

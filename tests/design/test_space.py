@@ -7,8 +7,9 @@ import optuna
 import pytest
 
 from nas_convnext import DesignSpace, complexity, presets
-from nas_convnext.roadmap import roadmap_steps
-from nas_convnext.space import label, load_space, shipped_spaces
+from nas_convnext.design.roadmap import roadmap_steps
+from nas_convnext.design.codec import label
+from nas_convnext.design.space import load_space, shipped_spaces
 
 SMALL = """
 name: tiny
@@ -70,7 +71,7 @@ def test_describe_counts_exhaustively_and_matches_brute_force(tmp_path):
 
 
 def test_large_space_is_estimated_by_sampling(tmp_path, monkeypatch):
-    import nas_convnext.space as space_mod
+    import nas_convnext.design.space as space_mod
 
     monkeypatch.setattr(space_mod, "EXHAUSTIVE_LIMIT", 4)
     monkeypatch.setattr(space_mod, "SAMPLE_ESTIMATE", 200)

@@ -23,9 +23,10 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import nas_convnext.search as search_module
-from nas_convnext import space as space_module
-from nas_convnext.arch import FIELD_NAMES
+import nas_convnext.search.raytune as raytune_module
+import nas_convnext.search.run as search_module
+from nas_convnext.design import space as space_module
+from nas_convnext.design.arch import FIELD_NAMES
 from nas_convnext.cli import build_parser, main
 
 SWEEP = settings(max_examples=int(os.environ.get("FAULT_SWEEP_EXAMPLES", "150")), deadline=None,
@@ -307,9 +308,9 @@ def stop_before_work(monkeypatch):
     """Stop each command where its real work would begin, after every check of its input:
     Ray's start (search, roadmap --train), training (train), the report (analyze); and
     record what reached there, to compare with the value given."""
-    import nas_convnext.report as report_module
-    import nas_convnext.train as train_module
-    from nas_convnext.space import DesignSpace
+    import nas_convnext.report.run_report as report_module
+    import nas_convnext.training.trial as train_module
+    from nas_convnext.design.space import DesignSpace
 
     seen: dict[str, object] = {}
 
@@ -329,7 +330,7 @@ def stop_before_work(monkeypatch):
         seen["describe"] = {"budget": budget, "seed": seed}
         return describe(self, budget, seed, resolution)
 
-    monkeypatch.setattr(search_module, "_init_ray", reached)
+    monkeypatch.setattr(raytune_module, "init_ray", reached)
     monkeypatch.setattr(train_module, "train_trial", reached)
     monkeypatch.setattr(train_module, "load_proxy_data", loading)
     monkeypatch.setattr(report_module, "write_report", reached)
@@ -338,7 +339,7 @@ def stop_before_work(monkeypatch):
 
 
 def _config(seen):
-    return seen["call"][0][0]  # _init_ray(cfg)
+    return seen["call"][0][0]  # init_ray(cfg)
 
 
 def _train(seen, name):

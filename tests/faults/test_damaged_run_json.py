@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import nas_convnext.search as search_module
+import nas_convnext.search.raytune as raytune_module
 from nas_convnext.cli import main
 from nas_convnext.search import SearchConfig
 
@@ -113,7 +113,7 @@ def stop_at_ray(monkeypatch):
         seen.append(cfg)
         raise _Reached
 
-    monkeypatch.setattr(search_module, "_init_ray", reached)
+    monkeypatch.setattr(raytune_module, "init_ray", reached)
     return seen
 
 

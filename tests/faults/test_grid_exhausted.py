@@ -15,14 +15,14 @@ import warnings
 import optuna
 import pytest
 import yaml
-from ray.tune.search import Searcher
 
-from nas_convnext.arch import Arch
+from nas_convnext.design.arch import Arch
 from nas_convnext.cli import main
-from nas_convnext.proxy import get_proxy
+from nas_convnext.training.proxy import get_proxy
 from nas_convnext.results import read_table
-from nas_convnext.search import _searcher_class, make_sampler, proposal_sampler, work_left
-from nas_convnext.space import load_space
+from nas_convnext.search.resume import work_left
+from nas_convnext.search.searcher import StudySearcher, make_sampler, proposal_sampler
+from nas_convnext.design.space import load_space
 
 from .conftest import SMALL
 
@@ -49,14 +49,14 @@ def _drive(space_file: str, storage: str, trials: int, seed: int) -> tuple[list[
                                     directions=["maximize", "minimize"], load_if_exists=True)
     pending, done, proposed = work_left(study, [], [])
     sampler = functools.partial(proposal_sampler, "grid", seed, space)
-    searcher = _searcher_class()(study, space, 4.5e9, True, trials, pending, done,
+    searcher = StudySearcher(study, space, 4.5e9, True, trials, pending, done,
                                  {"proxy": get_proxy("cpu-tiny").to_dict(), "seed": seed,
                                   "order_start": 0}, 1, proposed, sampler,
                                  grid_size=space.size)
     trained = []
     for n in itertools.count():
         cfg = searcher.suggest(f"t{n}")
-        if cfg == Searcher.FINISHED:
+        if cfg is None:  # finished
             break
         trained.append(Arch.from_row(cfg["arch"]).key())
         searcher.on_trial_complete(f"t{n}", {"top1": 0.5, "epoch": 1})

@@ -20,14 +20,14 @@ import warnings
 import optuna
 import pandas as pd
 import pytest
-from ray.tune.search import Searcher
 
-from nas_convnext.arch import Arch
-from nas_convnext.proxy import get_proxy
+from nas_convnext.design.arch import Arch
+from nas_convnext.training.proxy import get_proxy
 from nas_convnext.results import read_table
-from nas_convnext.search import (SearchConfig, _searcher_class, make_sampler, proposal_sampler,
-                                 run_search, work_left)
-from nas_convnext.space import load_space
+from nas_convnext.search import SearchConfig, run_search
+from nas_convnext.search.resume import work_left
+from nas_convnext.search.searcher import StudySearcher, make_sampler, proposal_sampler
+from nas_convnext.design.space import load_space
 
 TRIALS = 4                # searched designs; with the two reference points, 6 trials in all
 TOTAL = TRIALS + 2
@@ -139,14 +139,14 @@ def _simulate(storage: str, cut: int | None = None, lost_row: bool = False,
                                         directions=["maximize", "minimize"], load_if_exists=True)
         pending, done, proposed = work_left(study, rows, [])
         sampler = functools.partial(proposal_sampler, sampler_name, SEED, space)
-        return _searcher_class()(study, space, BUDGET, True, searched, pending, done, base, 1,
+        return StudySearcher(study, space, BUDGET, True, searched, pending, done, base, 1,
                                  proposed, sampler)
 
     s = searcher()
     n = 0
     while True:
         cfg = s.suggest(f"t{n}")
-        if cfg == Searcher.FINISHED:
+        if cfg is None:  # finished
             break
         arch = Arch.from_row(cfg["arch"])
         if n == cut and not lost_row:

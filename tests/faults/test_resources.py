@@ -61,12 +61,12 @@ def test_a_cluster_that_is_not_there_is_one_line_at_once(tmp_path, capsys, addre
 ])
 def test_resources_ray_cannot_count_are_refused_first(tmp_path, capsys, monkeypatch, option,
                                                       value, message):
-    import nas_convnext.search as search_module
+    import nas_convnext.search.raytune as raytune_module
 
     def no_ray(cfg):
         raise AssertionError("Ray was started for a value Ray cannot use")
 
-    monkeypatch.setattr(search_module, "_init_ray", no_ray)
+    monkeypatch.setattr(raytune_module, "init_ray", no_ray)
     code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
                  "--name", "tiny", "--results-dir", str(tmp_path), option, value])
     err = capsys.readouterr().err
@@ -96,12 +96,12 @@ def test_ray_address_in_the_environment_is_checked_like_address(tmp_path):
 
 @pytest.mark.parametrize("where", ["file", "under-a-file"])
 def test_storage_path_that_is_not_a_folder_is_refused_first(tmp_path, capsys, monkeypatch, where):
-    import nas_convnext.search as search_module
+    import nas_convnext.search.raytune as raytune_module
 
     def no_ray(cfg):
         raise AssertionError("Ray was started with a --storage-path it cannot use")
 
-    monkeypatch.setattr(search_module, "_init_ray", no_ray)
+    monkeypatch.setattr(raytune_module, "init_ray", no_ray)
     a_file = tmp_path / "notes.txt"
     a_file.write_text("mine\n")
     storage = a_file if where == "file" else a_file / "ray-runs"

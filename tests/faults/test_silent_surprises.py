@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from nas_convnext.cli import main
-from nas_convnext.data import load_dataset
-from tests.test_data import write_idx
-from tests.test_report import make_run, small_rows
+from nas_convnext.training.data import load_dataset
+from tests.training.test_data import write_idx
+from tests.report.test_report import make_run, small_rows
 
 
 def idx_dir(root, train_labels, val_labels):

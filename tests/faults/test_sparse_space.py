@@ -20,12 +20,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import nas_convnext.search as search_module
-from nas_convnext import space as space_module
-from nas_convnext.arch import FIELD_NAMES, GROUP_RULE_FIELDS, Arch, group_divisor
+import nas_convnext.search.raytune as raytune_module
+import nas_convnext.search.searcher as searcher_module
+from nas_convnext.design import space as space_module
+from nas_convnext.design.arch import FIELD_NAMES, GROUP_RULE_FIELDS, Arch, group_divisor
 from nas_convnext.cli import main
-from nas_convnext.proxy import get_proxy
-from nas_convnext.space import DesignSpace
+from nas_convnext.training.proxy import get_proxy
+from nas_convnext.design.space import DesignSpace
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = yaml.safe_load((ROOT / "search_spaces" / "small.yaml").read_text())
@@ -150,7 +151,7 @@ def test_cli_space_and_search_accept_it(sparse, capsys, monkeypatch, tmp_path):
     def stop(cfg):  # Ray's start: every check of the space and the budget is behind us
         raise Reached
 
-    monkeypatch.setattr(search_module, "_init_ray", stop)
+    monkeypatch.setattr(raytune_module, "init_ray", stop)
     with pytest.raises(Reached):
         main(["search", "--space", str(path), "--budget", "4.5G", "--proxy", "cpu-tiny",
               "--results-dir", str(tmp_path / "results"), "--name", "x"])
@@ -160,25 +161,24 @@ def _searcher(space: DesignSpace, trials: int):
     study = optuna.create_study(directions=["maximize", "minimize"])
     base = {"proxy": get_proxy("cpu-tiny").to_dict(), "seed": 0, "cpus_per_trial": 1.0,
             "order_start": 0, "fault": ""}
-    sampler = functools.partial(search_module.proposal_sampler, "tpe", 0, space)
-    return search_module._searcher_class()(study, space, 1e12, True, trials, [], {}, base, 1, 0,
+    sampler = functools.partial(searcher_module.proposal_sampler, "tpe", 0, space)
+    return searcher_module.StudySearcher(study, space, 1e12, True, trials, [], {}, base, 1, 0,
                                            sampler)
 
 
 def test_the_searcher_proposes_every_valid_design_then_stops(sparse):
-    from ray.tune.search import Searcher
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     searcher = _searcher(sparse, trials=10)
     proposed = []
     for i in range(5):
         cfg = searcher.suggest(f"t{i}")
-        if cfg == Searcher.FINISHED:
+        if cfg is None:  # finished
             break
         proposed.append(Arch.from_row(cfg["arch"]).key())
     # All four valid designs, each once; then the space is exhausted, not the patience.
     assert sorted(proposed) == sorted(brute_force(sparse)) and len(proposed) == 4
-    assert searcher.suggest("t5") == Searcher.FINISHED
+    assert searcher.suggest("t5") is None  # finished
 
 
 def test_a_space_without_valid_designs_names_the_dimension(tmp_path, capsys):

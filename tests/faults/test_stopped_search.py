@@ -17,10 +17,11 @@ import sys
 import optuna
 import pytest
 
-import nas_convnext.search as search_module
+import nas_convnext.search.raytune as raytune_module
 from nas_convnext.cli import main
 from nas_convnext.results import is_cut_short, read_table
-from nas_convnext.search import SearchConfig, TuneEnd, run_search
+from nas_convnext.search import SearchConfig, run_search
+from nas_convnext.search.raytune import TuneEnd
 
 ARGS = ["--space", "small", "--trials", "1", "--proxy", "cpu-tiny", "--epochs", "2",
         "--scheduler", "none", "--concurrency", "1", "--budget", "4.5G"]
@@ -111,7 +112,7 @@ def _resume_reaches_training(run_dir, monkeypatch, kept: tuple[str, ...] = ()) -
                     refs=sorted(q.cand.reference for q in pending if q.cand.reference))
         return TuneEnd()
 
-    monkeypatch.setattr(search_module, "_tune", tune_stub)
+    monkeypatch.setattr(raytune_module, "run_trials", tune_stub)
     out = run_search(SearchConfig(budget=4.5e9), resume_dir=run_dir)
     assert out.stopped_by is None
     refs = sorted({"convnext_t", "resnet50"} - set(kept))

@@ -18,8 +18,12 @@ from scipy import stats
 from nas_convnext import analysis as A
 from nas_convnext import presets
 from nas_convnext import report as R
+from nas_convnext.analysis.roadmap import _roadmap_frame
+from nas_convnext.analysis.run import analyse
+from nas_convnext.report import document as D
+from nas_convnext.report import figures as F
 from nas_convnext.cli import main
-from nas_convnext.complexity import complexity
+from nas_convnext.design.complexity import complexity
 from nas_convnext.results import COLUMNS, TABLE, write_table
 
 NB = 1000  # bootstrap resamples in tests: the numbers are not under test here, the files are
@@ -69,7 +73,7 @@ def small_rows():
 def realistic_rows(n=30, seed=1):
     """A run-like table: random designs of the convnext space under 4.5 GFLOPs with a made-up
     but plausible accuracy model, the two references, and a few trials that did not complete."""
-    from nas_convnext.space import load_space
+    from nas_convnext.design.space import load_space
 
     space = load_space("convnext")
     rng = np.random.default_rng(seed)
@@ -197,11 +201,11 @@ def test_pngs_are_images_of_the_saved_size(small_report):
     import matplotlib.image as mpimg
 
     run, _, info = small_report
-    sizes = {"front_flops.png": R.FRONT_FIGSIZE, "front_params.png": R.FRONT_FIGSIZE,
-             "edf_kernel.png": R.EDF_FIGSIZE, "edf_norm.png": R.EDF_FIGSIZE}
+    sizes = {"front_flops.png": F.FRONT_FIGSIZE, "front_params.png": F.FRONT_FIGSIZE,
+             "edf_kernel.png": F.EDF_FIGSIZE, "edf_norm.png": F.EDF_FIGSIZE}
     for name, (w, h) in sizes.items():
         img = mpimg.imread(run / name)
-        assert img.shape[:2] == (round(h * R.DPI), round(w * R.DPI)), name
+        assert img.shape[:2] == (round(h * F.DPI), round(w * F.DPI)), name
         assert img.std() > 0.01  # not a blank canvas
 
 
@@ -490,21 +494,21 @@ def _legend_cases(tmp_path, case):
         df = roadmap_frame()
         df["top1"] = [0.40 - 0.008 * i for i in range(len(df))]  # falling: the lower right
         df["status"] = "completed"
-        r, _ = R._roadmap_frame(df)
-        fig = R._roadmap_plot(r, None)
+        r, _ = _roadmap_frame(df)
+        fig = F._roadmap_plot(r, None)
         ax, ax2 = fig.axes
         h1, l1 = ax.get_legend_handles_labels()
         h2, l2 = ax2.get_legend_handles_labels()
         return fig, ax2, (h1 + h2, l1 + l2), "lower right"
     rows = _worst_kernel_rows() if case == "edf" else _one_design_front_rows()
     run, df = make_run(tmp_path, rows)
-    an = R._analyse(df, None, 0, NB)
+    an = analyse(df, None, 0, NB)
     if case == "edf":
         assert "kernel" in an.varying
-        fig = R._edf_plot(an, "kernel")
+        fig = F._edf_plot(an, "kernel")
         return fig, fig.axes[0], fig.axes[0].get_legend_handles_labels(), "lower right"
     assert len(an.front) == 1  # one design on the front, in the upper left corner
-    fig = R._front_plot(an, "flops")
+    fig = F._front_plot(an, "flops")
     return fig, fig.axes[0], fig.axes[0].get_legend_handles_labels(), "upper left"
 
 
@@ -534,7 +538,7 @@ def test_legends_cover_no_data_point(tmp_path, case):
 
 def test_front_against_parameters_keeps_its_legend_off_the_data(tmp_path):
     run, df = make_run(tmp_path, _one_design_front_rows())
-    fig = R._front_plot(R._analyse(df, None, 0, NB), "params")
+    fig = F._front_plot(analyse(df, None, 0, NB), "params")
     legends = list(fig.legends) + [a.get_legend() for a in fig.axes if a.get_legend()]
     assert len(legends) == 1 and _covered(fig, legends) == [0]
 
@@ -592,12 +596,12 @@ def test_each_caption_once_and_every_table_in_a_scrolling_box(small_report):
     assert re.search(r"\.table-scroll\{overflow-x:auto", page)
     assert re.search(r"(^|\})img\{max-width:100%", page, re.M)
     md = (run / "report.md").read_text()
-    assert all(md.count(R._md_text(c)) == 1 for c in tree.figcaptions)
+    assert all(md.count(D._md_text(c)) == 1 for c in tree.figcaptions)
     # ... and not drawn into the PNGs as well: no text of any figure holds its caption
-    an = R._analyse(df, run, 0, NB)
-    figures = [(R._front_plot(an, "flops"), R._front_caption(an, "flops")),
-               (R._front_plot(an, "params"), R._front_caption(an, "params")),
-               (R._edf_plot(an, "kernel"), R._edf_caption(an, "kernel"))]
+    an = analyse(df, run, 0, NB)
+    figures = [(F._front_plot(an, "flops"), F._front_caption(an, "flops")),
+               (F._front_plot(an, "params"), F._front_caption(an, "params")),
+               (F._edf_plot(an, "kernel"), F._edf_caption(an, "kernel"))]
     for fig, caption in figures:
         assert caption in tree.figcaptions
         drawn = [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
@@ -627,7 +631,7 @@ def test_report_fits_the_page_in_chromium(small_report):
 
 
 def roadmap_frame():
-    from nas_convnext.roadmap import roadmap_steps
+    from nas_convnext.design.roadmap import roadmap_steps
 
     rng = np.random.default_rng(7)
     steps = roadmap_steps()
@@ -658,8 +662,8 @@ def test_roadmap_report_files_and_kendall_tau(tmp_path):
     import matplotlib.image as mpimg
 
     img = mpimg.imread(tmp_path / "roadmap" / "roadmap.png")
-    w, h = R.ROADMAP_FIGSIZE
-    assert img.shape[:2] == (round(h * R.DPI), round(w * R.DPI))
+    w, h = F.ROADMAP_FIGSIZE
+    assert img.shape[:2] == (round(h * F.DPI), round(w * F.DPI))
     assert f"{info.agreement.tau:.3f}" in (tmp_path / "roadmap" / "roadmap.md").read_text()
 
 

@@ -14,10 +14,11 @@ import pandas as pd
 import pytest
 
 from nas_convnext import complexity
-from nas_convnext.arch import FIELD_NAMES, Arch
+from nas_convnext.design.arch import FIELD_NAMES, Arch
 from nas_convnext.results import read_table
-from nas_convnext.search import SearchConfig, run_search, trial_status
-from nas_convnext.space import load_space
+from nas_convnext.search import SearchConfig, run_search
+from nas_convnext.search.searcher import trial_status
+from nas_convnext.design.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_ARGS = dict(space="small", trials=4, proxy="cpu-tiny", budget=4.5e9, concurrency=2)
@@ -217,7 +218,7 @@ def test_missing_data_dir_is_refused_before_the_run_folder(tmp_path):
 
 def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
     from nas_convnext.cli import main
-    from nas_convnext.roadmap import roadmap_steps
+    from nas_convnext.design.roadmap import roadmap_steps
 
     code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--name", "rm",
                  "--results-dir", str(tmp_path), "--json"])
@@ -231,7 +232,7 @@ def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
     assert sorted(df["reference"]) == sorted(s.name for s in steps)
     assert (df["status"] == "completed").all()
     # Step 0 trains with ResNet's original recipe, step 1 with the modern one: same design.
-    from nas_convnext.search import roadmap_candidates
+    from nas_convnext.search.run import roadmap_candidates
 
     cands = roadmap_candidates()
     assert cands[0].arch == cands[1].arch

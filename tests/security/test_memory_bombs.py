@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 import torch
 
-from nas_convnext import data
-from nas_convnext.data import load_dataset
-from tests.test_data import make_cifar10, save_png, solid
+from nas_convnext.training import data
+from nas_convnext.training.data import cache
+from nas_convnext.training.data import load_dataset
+from tests.training.test_data import make_cifar10, save_png, solid
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRA_MEMORY = 500 << 20
@@ -128,9 +129,9 @@ def test_a_design_a_million_wide_is_refused_before_building(baseline, tmp_path):
 def test_memory_need_counts_parameters_state_and_activations():
     """The figures behind the refusal, against the built model and the optimizer's rule."""
     from nas_convnext import presets
-    from nas_convnext.build import build_model
-    from nas_convnext.proxy import get_proxy
-    from nas_convnext.train import memory_need
+    from nas_convnext.design.build import build_model
+    from nas_convnext.training.proxy import get_proxy
+    from nas_convnext.training.trial import memory_need
 
     arch, proxy = presets()["convnext_t"], get_proxy("cpu-tiny")
     need = memory_need(arch, proxy, num_classes=12, in_chans=3)
@@ -231,15 +232,15 @@ def test_a_cache_file_with_compressed_entries_is_not_loaded(tmp_path):
     path = _cache_of(tmp_path, 4096, zipfile.ZIP_DEFLATED)  # 4 MiB declared, a few KiB on disk
     assert path.stat().st_size < 100_000
     with pytest.warns(UserWarning) as warned:
-        assert data._read_cache(path, "synthetic") is None
+        assert cache._read_cache(path, "synthetic") is None
     msg = str(warned[0].message)
     assert f"ignoring unreadable cache file '{path}'" in msg and "compressed entries" in msg
 
 
 def test_a_cache_file_declaring_more_than_memory_allows_is_not_loaded(tmp_path, monkeypatch):
     path = _cache_of(tmp_path, 64, zipfile.ZIP_STORED)
-    assert isinstance(data._read_cache(path, "synthetic"), data.Dataset)  # the format is right
+    assert isinstance(cache._read_cache(path, "synthetic"), data.Dataset)  # the format is right
     monkeypatch.setattr(data, "data_memory_limit", lambda: 1024)
     with pytest.warns(UserWarning) as warned:
-        assert data._read_cache(path, "synthetic") is None
+        assert cache._read_cache(path, "synthetic") is None
     assert "more than the 1.0 KiB a dataset may take in memory here" in str(warned[0].message)

@@ -7,7 +7,7 @@ import pytest
 
 from nas_convnext.cli import main
 from nas_convnext.results import check_run_name
-from tests.test_data import make_split_folder, save_png, solid
+from tests.training.test_data import make_split_folder, save_png, solid
 
 BAD_NAMES = ["../x", "{abs}", "a/b", "..", "", ".hidden", "a\x00b", "a\nb", "x/../../y",
              "..x", "-x"]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from nas_convnext.cli import main
-from nas_convnext.data import load_dataset
-from tests.test_data import make_cifar10
+from nas_convnext.training.data import load_dataset
+from tests.training.test_data import make_cifar10
 
 
 class _System:

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from nas_convnext import search
+from nas_convnext.search import raytune
 from nas_convnext.search import SearchConfig
 
 from .conftest import is_loopback
@@ -64,7 +64,7 @@ def _captured_init(monkeypatch, cfg, existing_cluster=None):
     if existing_cluster is None:  # whatever `ray start` may have left on this machine
         monkeypatch.setattr(services, "canonicalize_bootstrap_address", lambda addr: None)
     with pytest.raises(_Stop):
-        search._init_ray(cfg)
+        raytune.init_ray(cfg)
     return seen
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from nas_convnext import data, results
+from nas_convnext import results
+from nas_convnext.training import data
+from nas_convnext.training.data import cache as data_cache
 from nas_convnext.cli import main
-from tests.test_report import make_run, small_rows
+from tests.report.test_report import make_run, small_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,7 +104,7 @@ def test_the_dataset_cache_is_not_written_through_a_link(tmp_path):
     cache.symlink_to(outside)
     ds = data.generate_synthetic(24, 12, seed=0, use_cache=False)
     with pytest.warns(UserWarning, match="symbolic link") as warned:
-        data._write_cache(cache, ds)
+        data_cache._write_cache(cache, ds)
     assert str(cache) in str(warned[0].message)
     assert outside.read_bytes() == b"keep me" and cache.is_symlink()
 
@@ -143,8 +145,8 @@ def test_a_replaced_file_keeps_its_permissions(tmp_path):
 
 def test_train_out_writes_a_regular_file_with_the_umask(tmp_path, monkeypatch):
     """The whole `train --out` path, with the training itself replaced (it is tested elsewhere)."""
-    from nas_convnext import train
-    from nas_convnext.train import TrialResult
+    from nas_convnext.training import trial as train
+    from nas_convnext.training.trial import TrialResult
 
     def fake_trial(arch, proxy, data, seed, report=None, threads=None):
         return TrialResult(status="completed", epochs=1, top1=0.5, top5=0.9, loss=1.0)
@@ -170,7 +172,7 @@ def test_importing_the_package_leaves_the_umask_alone():
             "calls = []\n"
             "real = os.umask\n"
             "os.umask = lambda m: calls.append(m) or real(m)\n"
-            "import nas_convnext.results, nas_convnext.report, nas_convnext.data, nas_convnext.cli\n"
+            "import nas_convnext.results, nas_convnext.report, nas_convnext.training.data, nas_convnext.cli\n"
             "sys.exit(len(calls))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

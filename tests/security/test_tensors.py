@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas_convnext.data import generate_synthetic, load_dataset
-from tests.test_data import make_split_folder
+from nas_convnext.training.data import generate_synthetic, load_dataset
+from tests.training.test_data import make_split_folder
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nas_convnext"
 SOURCES = sorted(PACKAGE.rglob("*.py"))

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from nas_convnext import data
-from nas_convnext.data import (
+from nas_convnext.training import data
+from nas_convnext.training.data import imagefolder
+from nas_convnext.training.data import (
     DATASETS,
     GENERATOR_VERSION,
     SYNTHETIC_CLASS_NAMES,
@@ -896,14 +897,14 @@ def test_imagefolder_cache_hit_and_invalidation(tmp_path, monkeypatch):
     first = load_dataset("imagefolder", root, resolution=8, cache_dir=cache)
     assert len(list(cache.glob("imagefolder-*.pt"))) == 1
 
-    real_decode = data._decode_image
+    real_decode = imagefolder._decode_image
     calls: list[Path] = []
 
     def counting(path, resolution):
         calls.append(path)
         return real_decode(path, resolution)
 
-    monkeypatch.setattr(data, "_decode_image", counting)
+    monkeypatch.setattr(imagefolder, "_decode_image", counting)
     second = load_dataset("imagefolder", root, resolution=8, cache_dir=cache)
     assert calls == [] and torch.equal(first.train_x, second.train_x)
 

@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from nas_convnext import complexity, presets
-from nas_convnext import train as train_mod
+from nas_convnext.training import trial as train_mod
 from nas_convnext.cli import main
-from nas_convnext.data import Dataset, load_dataset
-from nas_convnext.proxy import get_proxy
-from nas_convnext.train import _augment, _lr_lambda, check_resolution, train_trial
+from nas_convnext.training.data import Dataset, load_dataset
+from nas_convnext.training.proxy import get_proxy
+from nas_convnext.training.trial import _augment, _lr_lambda, check_resolution, train_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = {"epoch", "top1", "top5", "loss", "images_per_s", "elapsed_s"}
@@ -173,10 +173,10 @@ def test_resolution_too_small_is_refused_before_training(synthetic):
 def test_train_trial_does_not_import_ray():
     code = textwrap.dedent("""
         import sys
-        import nas_convnext.train as t
+        import nas_convnext.training.trial as t
         from nas_convnext import presets
-        from nas_convnext.data import generate_synthetic
-        from nas_convnext.proxy import get_proxy
+        from nas_convnext.training.data import generate_synthetic
+        from nas_convnext.training.proxy import get_proxy
         import dataclasses
         ds = generate_synthetic(n_train=48, n_val=24, use_cache=False)
         p = dataclasses.replace(get_proxy("cpu-tiny"), train_size=48, val_size=24, batch_size=16)
@@ -352,11 +352,11 @@ def test_cli_train_unknown_design_and_too_small_resolution(capsys, monkeypatch):
     code, _, err = run(capsys, "train", "convnext_x")
     assert code == 2 and "convnext_x" in err and len(err.strip().splitlines()) == 1
     # No shipped profile is below 32 pixels; a 16-pixel one must be refused before any data.
-    import nas_convnext.proxy as proxy_mod
+    import nas_convnext.training.proxy as proxy_mod
 
     small = dataclasses.replace(get_proxy("cpu-tiny"), resolution=16)
     monkeypatch.setattr(proxy_mod, "get_proxy", lambda name, **kw: small)
-    monkeypatch.setattr("nas_convnext.data.load_dataset",
+    monkeypatch.setattr("nas_convnext.training.data.load_dataset",
                         lambda *a, **k: pytest.fail("data loaded before the resolution check"))
     code, out, err = run(capsys, "train", "convnext_t")
     assert code == 2 and out == ""

@@ -1,0 +1,52 @@
+"""The roadmap replay compared with the paper: ranks, rank agreement, signs of the changes.
+
+The proxy is judged by how it orders the paper's 17 steps: Kendall's tau and Spearman's rho
+between the proxy's top-1 and the paper's Table 10 over the completed steps.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .stats import _numeric as _num
+
+_ROADMAP_COLUMNS = ("step", "name", "paper_top1", "top1", "status")
+
+
+def _roadmap_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"roadmap_report needs a pandas DataFrame; got {type(df).__name__}")
+    missing = [c for c in _ROADMAP_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"the roadmap table lacks column(s) {missing}; expected "
+                         f"{list(_ROADMAP_COLUMNS)}, columns present: {list(df.columns)}")
+    if len(df) == 0:
+        raise ValueError("the roadmap table is empty: no steps to report")
+    notes = []
+    r = df.copy()
+    step = pd.to_numeric(r["step"], errors="coerce")
+    if step.isna().any():
+        raise ValueError(f"the roadmap table has non-numeric step value(s): "
+                         f"{list(r.loc[step.isna(), 'step'])[:5]}")
+    r["step"] = step.astype(int)
+    r = r.sort_values("step", kind="stable").reset_index(drop=True)
+    paper = _num(r["paper_top1"])
+    if np.isfinite(paper).any() and np.nanmax(paper) <= 1.0:
+        paper = paper * 100  # given as fractions
+    r["paper_top1_pct"] = paper
+    top1 = _num(r["top1"])
+    fin = top1[np.isfinite(top1)]
+    if fin.size and ((fin < 0) | (fin > 1)).any():
+        raise ValueError(f"proxy top1 must be a fraction in [0, 1]; got values up to "
+                         f"{fin.max():g} (percent values?)")
+    r["proxy_top1_pct"] = 100 * top1
+    status = r["status"].astype(object).where(r["status"].notna(), "").astype(str)
+    r["usable"] = (status == "completed").to_numpy() & np.isfinite(top1) & np.isfinite(paper)
+    skipped = int((~r["usable"]).sum())
+    if skipped:
+        notes.append(f"{skipped} step(s) not completed (or without a finite top-1) are left out "
+                     f"of the rank agreement")
+    done = r.loc[r["usable"]]
+    r["paper_rank"] = done["paper_top1_pct"].rank(ascending=False, method="min").reindex(r.index)
+    r["proxy_rank"] = done["proxy_top1_pct"].rank(ascending=False, method="min").reindex(r.index)
+    return r, notes

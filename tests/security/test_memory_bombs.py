@@ -150,7 +150,7 @@ def test_cifar_batches_larger_than_memory_allows_are_refused(tmp_path, monkeypat
     folder = tmp_path / "cifar-10-batches-py"
     make_cifar10(folder)
     size = (folder / "data_batch_1").stat().st_size
-    monkeypatch.setattr(data, "data_memory_limit", lambda: size - 1)
+    monkeypatch.setattr(data.dataset, "data_memory_limit", lambda: size - 1)
     with pytest.raises(ValueError) as err:
         load_dataset("cifar10", tmp_path)
     msg = str(err.value)
@@ -204,12 +204,12 @@ def test_an_image_folder_larger_than_memory_allows_is_refused(tmp_path, monkeypa
         for i in range(3):
             save_png(root / name / f"{i}.png", solid((i, 20, 30)))
     need = 6 * 3 * 16 * 16
-    monkeypatch.setattr(data, "data_memory_limit", lambda: need - 1)
+    monkeypatch.setattr(data.dataset, "data_memory_limit", lambda: need - 1)
     with pytest.raises(ValueError) as err:
         load_dataset("imagefolder", root, resolution=16, use_cache=False)
     assert str(err.value).startswith(f"'{root}' has 6 images, at 16x16 pixels (4.5 KiB)"), \
         str(err.value)
-    monkeypatch.setattr(data, "data_memory_limit", lambda: need)
+    monkeypatch.setattr(data.dataset, "data_memory_limit", lambda: need)
     assert load_dataset("imagefolder", root, resolution=16, use_cache=False).train_x.shape[1:] \
         == (3, 16, 16)
 
@@ -240,7 +240,7 @@ def test_a_cache_file_with_compressed_entries_is_not_loaded(tmp_path):
 def test_a_cache_file_declaring_more_than_memory_allows_is_not_loaded(tmp_path, monkeypatch):
     path = _cache_of(tmp_path, 64, zipfile.ZIP_STORED)
     assert isinstance(cache._read_cache(path, "synthetic"), data.Dataset)  # the format is right
-    monkeypatch.setattr(data, "data_memory_limit", lambda: 1024)
+    monkeypatch.setattr(data.dataset, "data_memory_limit", lambda: 1024)
     with pytest.warns(UserWarning) as warned:
         assert cache._read_cache(path, "synthetic") is None
     assert "more than the 1.0 KiB a dataset may take in memory here" in str(warned[0].message)

@@ -371,7 +371,7 @@ def _forbid_generation(monkeypatch):
     def boom(*args, **kwargs):
         raise AssertionError("generator ran although the cache should have been used")
 
-    monkeypatch.setattr(data, "_synthetic_split", boom)
+    monkeypatch.setattr(data.synthetic, "_synthetic_split", boom)
 
 
 def test_cache_is_hit_on_second_call(tmp_path, monkeypatch):
@@ -390,7 +390,7 @@ def test_cache_is_hit_on_second_call(tmp_path, monkeypatch):
 
 def test_cache_key_includes_generator_version(tmp_path, monkeypatch):
     generate_synthetic(60, 12, cache_dir=tmp_path)
-    monkeypatch.setattr(data, "GENERATOR_VERSION", GENERATOR_VERSION + 1)
+    monkeypatch.setattr(data.synthetic, "GENERATOR_VERSION", GENERATOR_VERSION + 1)
     generate_synthetic(60, 12, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("synthetic-*.pt"))) == 2
 

@@ -20,7 +20,8 @@ import torch
 
 from ...memory import format_bytes
 from ...results import atomic_write
-from .dataset import Dataset, data_memory_limit
+from . import dataset  # dataset.data_memory_limit: looked up when called
+from .dataset import Dataset
 
 CACHE_ENV_VAR = "NAS_CONVNEXT_CACHE"
 
@@ -82,7 +83,7 @@ def _check_cache_archive(path: Path) -> None:
         raise ValueError(f"not a torch.save archive: {exc}") from None
     if any(e.compress_type != zipfile.ZIP_STORED for e in entries):
         raise ValueError("it has compressed entries, which nas-convnext never writes")
-    total, limit = sum(e.file_size for e in entries), data_memory_limit()
+    total, limit = sum(e.file_size for e in entries), dataset.data_memory_limit()
     if total > limit:
         raise ValueError(f"it declares {format_bytes(total)}, more than the "
                          f"{format_bytes(limit)} a dataset may take in memory here")

@@ -10,7 +10,8 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 import torch
 
-from .dataset import Dataset, _too_big, data_memory_limit
+from . import dataset  # dataset.data_memory_limit: looked up when called
+from .dataset import Dataset, _too_big
 
 # --------------------------------------------------------------------------
 # CIFAR (python pickles, loaded with a restricted unpickler)
@@ -123,7 +124,7 @@ def _load_cifar(name: str, root: Path) -> Dataset:
             f"{sub} folder (or its parent) holding {', '.join(train_files + test_files)}"
         )
     sizes = {f: (folder / f).stat().st_size for f in train_files + test_files}
-    total, limit = sum(sizes.values()), data_memory_limit()
+    total, limit = sum(sizes.values()), dataset.data_memory_limit()
     if total > limit:
         biggest = max(sizes, key=sizes.__getitem__)
         raise _too_big(folder / biggest, "is a CIFAR batch file", sizes[biggest], total, limit)

@@ -17,12 +17,12 @@ import numpy as np
 import torch
 
 from .cache import _cached
+from . import dataset  # dataset.data_memory_limit: looked up when called
 from .dataset import (
     _MAX_IMAGE_PIXELS,
     Dataset,
     _require_data_dir,
     _too_big,
-    data_memory_limit,
 )
 
 #: Bump when the image-folder decoding (resize, crop, split) changes.
@@ -265,7 +265,7 @@ def _load_imagefolder(
     }
 
     def build() -> Dataset:
-        n, limit = len(train_items) + len(val_items), data_memory_limit()
+        n, limit = len(train_items) + len(val_items), dataset.data_memory_limit()
         if n * 3 * resolution * resolution > limit:
             raise _too_big(root, f"has {n:,} images, at {resolution}x{resolution} pixels",
                            n * 3 * resolution * resolution, 0, limit)

@@ -45,14 +45,16 @@ def tune_searcher(searcher: StudySearcher):
     class TuneSearcher(Searcher):
         def __init__(self) -> None:
             super().__init__(metric="top1", mode="max")
-            self.searcher = searcher
+            # Not `self.searcher`: Tune takes any Searcher with that attribute for a wrapper
+            # (ConcurrencyLimiter, Repeater) and asks the inner object for its state.
+            self.proposals = searcher
 
         def suggest(self, trial_id: str):
-            config = self.searcher.suggest(trial_id)
+            config = self.proposals.suggest(trial_id)
             return Searcher.FINISHED if config is None else config
 
         def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
-            self.searcher.on_trial_complete(trial_id, result, error)
+            self.proposals.on_trial_complete(trial_id, result, error)
 
         def save(self, checkpoint_path: str) -> None:
             pass  # the study (sqlite) and the trials table are the state; see run_search
@@ -71,7 +73,7 @@ def trainable(config: dict[str, Any], data=None) -> None:
     from ..training import trial as train_module
     from ..training.trial import train_trial
 
-    arch = Arch.fromtrial_row(config["arch"])
+    arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
     poisoned = faults.PoisonedLoss(train_module.F) if faults.kind(config) == "nan" else None

@@ -150,9 +150,9 @@ def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
 
     import pandas as pd
 
-    from .training.proxy import get_proxy
     from .search.config import SearchConfig
     from .search.run import roadmap_candidates, run_search
+    from .training.proxy import get_proxy
 
     get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
     name = (args.name if args.name is not None  # an empty --name is refused, as by search
@@ -247,9 +247,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     import math
     from pathlib import Path
 
-    from .training.proxy import get_proxy
     from .results import atomic_write_text, check_replaceable
-    from .training.trial import check_memory, check_resolution, load_proxy_data, train_trial
+    from .training.proxy import get_proxy
+    from .training.trial import (
+        check_memory,
+        check_resolution,
+        load_proxy_data,
+        train_trial,
+    )
 
     arch = load_design(args.design, args.overrides)
     proxy = get_proxy(args.proxy, epochs=args.epochs)

@@ -12,7 +12,7 @@ builds on it.
 """
 from __future__ import annotations
 
-from ..design.codec import DIMENSIONS, choice_label, choice_labels
+from ..design.codec import DIMENSIONS
 from ..results import STATUSES
 from .effects import ChoiceStat, choice_effects, edf_by_choice
 from .front import excluded, pareto_front, status_counts, usable
@@ -45,7 +45,7 @@ from .verdict import (
 __all__ = [
     "DIMENSIONS", "STATUSES", "CONVNEXT_TAG", "MIN_TRIALS", "LEVEL", "Interval", "BestValue",
     "EdfCurve", "EdfByChoice", "ChoiceStat", "Dominator", "DimVerdict", "Verdict",
-    "RankAgreement", "verdict_rule", "choice_label", "choice_labels", "status_counts",
+    "RankAgreement", "verdict_rule", "status_counts",
     "usable", "excluded", "pareto_front", "error_edf", "edf_at", "complexity_weights",
     "edf_by_choice", "bootstrap_mean_ci", "bootstrap_max_ci", "bootstrap_best",
     "choice_effects", "convnext_verdict", "summarize", "rank_agreement",

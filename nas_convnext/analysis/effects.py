@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..design.codec import DIMENSIONS, choice_labels
+from ..design.codec import DIMENSIONS, texts
 from .front import _dims_arg, _front_of, _require_columns, usable
 from .stats import (
     LEVEL,
@@ -58,7 +58,7 @@ def edf_by_choice(
     _require_columns(u, [dim], "edf_by_choice")
     err = 100.0 * (1.0 - _numeric(u["top1"]))
     flops = _numeric(u["flops"])
-    labels = choice_labels(u[dim]).to_numpy()
+    labels = texts(u[dim]).to_numpy()
     rng = (float(flops.min()), float(flops.max())) if normalize else None
     curves = []
     for choice in _natural_order(set(labels)):
@@ -89,7 +89,7 @@ def edf_by_choice(
 def _choice_stats(
     u: pd.DataFrame, dim: str, front_labels: np.ndarray, seed: int | None, n_boot: int, level: float
 ) -> list[ChoiceStat]:
-    labels = choice_labels(u[dim]).to_numpy()
+    labels = texts(u[dim]).to_numpy()
     top1 = _numeric(u["top1"])
     gflops = _numeric(u["flops"]) / 1e9
     out = []
@@ -132,7 +132,7 @@ def choice_effects(
     overall = float(_numeric(u["top1"]).mean())
     rows = []
     for dim in dims:
-        cs = _choice_stats(u, dim, choice_labels(front[dim]).to_numpy(), seed, n_boot, level)
+        cs = _choice_stats(u, dim, texts(front[dim]).to_numpy(), seed, n_boot, level)
         means = {c.choice: c.top1_mean.estimate for c in cs}
         for c in cs:
             others = [v for k, v in means.items() if k != c.choice]

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .. import analysis as A
 from ..design.arch import REFERENCES
+from ..design.codec import texts
 from ..results import STUDY_FILE, one_line, read_run_json
 from .stats import _numeric as _num
 
@@ -83,7 +84,7 @@ def analyse(df: pd.DataFrame, run_dir: Path | None, seed: int, n_boot: int) -> R
     dims = tuple(d for d in A.DIMENSIONS if d in df.columns)
     if not dims:
         raise ValueError(f"the trials table has none of the design columns {list(A.DIMENSIONS)}")
-    labels = {d: A.choice_labels(u[d]) for d in dims}
+    labels = {d: texts(u[d]) for d in dims}
     varying = tuple(d for d in dims if labels[d].nunique() > 1)
     fixed = tuple((d, str(labels[d].iloc[0])) for d in dims if d not in varying)
     front = A.pareto_front(df)

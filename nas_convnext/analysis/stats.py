@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.codec import choice_label
+from ..design.codec import text
 
 #: Confidence level of every bootstrap interval.
 LEVEL = 0.95
@@ -325,7 +325,7 @@ def bootstrap_best(
         r = min(rows, n_boot - start)
         idx = rng.integers(0, n, size=(r, m))
         winners[start : start + r] = idx[np.arange(r), np.argmin(e[idx], axis=1)]
-    labels = np.array([choice_label(v) for v in vals], dtype=object)
+    labels = np.array([text(v) for v in vals], dtype=object)
     won = pd.Series(labels[winners]).value_counts()
     shares = tuple(
         (str(k), float(v) / n_boot) for k, v in sorted(won.items(), key=lambda kv: (-kv[1], kv[0]))

@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..design.codec import DIMENSIONS, choice_label, choice_labels
+from ..design.codec import DIMENSIONS, text, texts
 from .effects import ChoiceStat, _choice_stats
 from .front import (
     _dims_arg,
@@ -299,11 +299,11 @@ def convnext_verdict(
 
     dim_verdicts = []
     for dim in dims:
-        front_labels = choice_labels(front[dim]).to_numpy()
+        front_labels = texts(front[dim]).to_numpy()
         cs = _choice_stats(u, dim, front_labels, seed, n_boot, level)
         cx = None
         if ref.choices is not None and dim in ref.choices:
-            cx = choice_label(ref.choices[dim])
+            cx = text(ref.choices[dim])
         best = max(cs, key=lambda c: c.top1_mean.estimate)
         verdict, reason = _judge(dim, cs, cx, int(min_trials))
         dim_verdicts.append(
@@ -372,7 +372,7 @@ def summarize(df: pd.DataFrame, dims: Sequence[str] | str = DIMENSIONS, referenc
     best = {"index": _py(b.name), "top1": float(b["top1"]), "flops": float(b["flops"]), "gflops": float(b["flops"]) / 1e9}
     for col in ("reference", *dims):
         if col in u.columns:
-            best[col] = choice_label(b[col]) if col in dims else b[col]
+            best[col] = text(b[col]) if col in dims else b[col]
     out["best"] = best
     out["front_size"] = int(len(_front_of(u)))
     if "reference" in df.columns:

@@ -112,23 +112,17 @@ class Arch:
         return d
 
     def to_row(self) -> dict[str, Any]:
-        """Flat, table-friendly values: one column per field, strings for lists and unions."""
-        d = self.to_dict()
-        d["depths"] = ",".join(str(x) for x in self.depths)
-        d["groups"] = str(self.groups)
-        d["layer_scale"] = math.nan if self.layer_scale is None else float(self.layer_scale)
-        d["stem_width"] = -1 if self.stem_width is None else self.stem_width
-        return d
+        """The design as one row of the trials table (see `codec.cells`)."""
+        from .codec import cells
+
+        return cells(self)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> "Arch":
-        """Inverse of `to_row` (also accepts `to_dict` output)."""
-        d = {k: row[k] for k in FIELD_NAMES if k in row}
-        if "layer_scale" in d and isinstance(d["layer_scale"], float) and math.isnan(d["layer_scale"]):
-            d["layer_scale"] = None
-        if d.get("stem_width") in (-1, "-1"):
-            d["stem_width"] = None
-        return from_fields(d)
+        """Inverse of `to_row`; also takes `to_dict`'s mapping (see `codec.from_cells`)."""
+        from .codec import from_cells
+
+        return from_cells(row)
 
     def key(self) -> str:
         """A stable string identifying the design (for de-duplication and resume)."""

@@ -32,7 +32,7 @@ from .arch import (
     check_field,
     group_divisor,
 )
-from .codec import label
+from .codec import param, text
 from .complexity import complexity, parse_flops
 
 EXHAUSTIVE_LIMIT = 10**6
@@ -233,7 +233,7 @@ class DesignSpace:
                     checked.append(check_field(field, v))
                 except ValueError as exc:
                     raise ValueError(f"{where}: dimension {field!r}: {exc}") from None
-            labels = [label(v) for v in checked]
+            labels = [text(v) for v in checked]
             if len(set(labels)) != len(labels):
                 dup = sorted({str(x) for x in labels if labels.count(x) > 1})
                 raise ValueError(f"{where}: dimension {field!r} repeats value(s) "
@@ -261,7 +261,7 @@ class DesignSpace:
         return dict(self.dims)[field]
 
     def contains(self, arch: Arch) -> bool:
-        return all(label(getattr(arch, k)) in {label(v) for v in vs} for k, vs in self.dims)
+        return all(text(getattr(arch, k)) in {text(v) for v in vs} for k, vs in self.dims)
 
     # ----- designs -----
     def make(self, values: dict[str, Any]) -> Arch:
@@ -276,8 +276,8 @@ class DesignSpace:
         options = dict(self.dims).get(field)
         if options is None:
             raise ValueError(f"{shown(field)} is not a dimension of space {self.name!r}")
-        by_label = {label(v): v for v in options}
-        key = label(chosen)
+        by_label = {text(v): v for v in options}
+        key = text(chosen)
         if key not in by_label:
             raise ValueError(f"{field}={shown(chosen)} is not in space {self.name!r}: "
                              f"expected one of {list(by_label)}")
@@ -319,7 +319,7 @@ class DesignSpace:
         """
         values = {}
         for field, options in self.dimensions.items():
-            values[field] = trial.suggest_categorical(field, [label(v) for v in options])
+            values[field] = trial.suggest_categorical(field, [param(v) for v in options])
         return self.make(values)
 
     # ----- complexity -----
@@ -340,8 +340,8 @@ class DesignSpace:
         flops = [complexity(a, resolution).flops for a in designs]
         info: dict[str, Any] = {
             "name": self.name, "source": self.source, "description": self.description,
-            "dimensions": {k: [label(x) for x in v] for k, v in self.dimensions.items()},
-            "fixed": {k: label(v) for k, v in self.fixed.items()},
+            "dimensions": {k: [param(x) for x in v] for k, v in self.dimensions.items()},
+            "fixed": {k: param(v) for k, v in self.fixed.items()},
             "size": self.size, "valid": valid, "method": method,
             "flops_min": min(flops), "flops_max": max(flops),
         }

@@ -24,6 +24,7 @@ import pandas as pd
 
 from .. import analysis as A
 from ..analysis.run import STUDY_FILE
+from ..design.codec import text
 from ..results import (
     RUN_JSON,
     TABLE,
@@ -292,7 +293,7 @@ def _row_dict(row: pd.Series, dims: Sequence[str]) -> dict[str, Any]:
                          "gflops": _f(row.get("flops")) / 1e9, "params": _f(row.get("params"))}
     for dim in dims:
         if dim in row.index:
-            d[dim] = A.choice_label(row[dim])
+            d[dim] = text(row[dim])
     return d
 
 

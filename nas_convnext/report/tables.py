@@ -14,6 +14,7 @@ import pandas as pd
 from .. import analysis as A
 from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
+from ..design.codec import text
 from .document import (
     FLOP_NOTE,
     _blank,
@@ -39,7 +40,7 @@ _ERROR_CHARS = 160
 
 
 def _design_cells(row: pd.Series, dims: Sequence[str]) -> list[str]:
-    return [A.choice_label(row[d]) if d in row.index else "" for d in dims]
+    return [text(row[d]) if d in row.index else "" for d in dims]
 
 
 def _front_table(an: _Analysis) -> _Table:

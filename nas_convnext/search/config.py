@@ -20,7 +20,6 @@ from ..results import (
     short_repr,
 )
 
-
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
 SCHEDULERS = ("asha", "none")
 

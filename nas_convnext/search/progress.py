@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 
-
 class Progress:
     """A live status line (or one line per finished trial when not on a terminal)."""
 

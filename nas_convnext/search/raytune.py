@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import faults
 from ..design.arch import Arch
-from ..training.proxy import Proxy, proxy_from_dict
+from ..design.space import DesignSpace
 from ..results import (
     cut_short_note,
+    write_failure,
     write_table,
 )
-from ..design.space import DesignSpace
-from ..results import write_failure
+from ..training.proxy import Proxy, proxy_from_dict
+from . import faults
 from .config import SearchConfig, cluster_endpoint
 from .progress import Progress
 from .searcher import Queued, StudySearcher, proposal_sampler, trial_row, trial_status

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from . import faults
 from ..design.complexity import complexity
-from ..training.proxy import get_proxy
+from ..design.space import DesignSpace, load_space
 from ..results import (
     RUN_JSON,
+    STUDY_FILE,
     RunLock,
     check_run_name,
     command_line,
@@ -29,17 +29,27 @@ from ..results import (
     read_run_json,
     read_table,
     unknown_columns_note,
+    write_failure,
     write_run_json,
     write_table,
 )
-from ..design.space import DesignSpace, load_space
-from ..results import STUDY_FILE, write_failure
-from . import raytune
+from ..training.proxy import get_proxy
+from . import faults, raytune
 from .config import SearchConfig, check_storage_path, config_from_run_json
-from .resume import (check_study_file, naming_run_json, restore_row, resume_overrides,
-                     work_left)
-from .searcher import (Candidate, check_budget, make_sampler, open_study,
-                       reference_candidates)
+from .resume import (
+    check_study_file,
+    naming_run_json,
+    restore_row,
+    resume_overrides,
+    work_left,
+)
+from .searcher import (
+    Candidate,
+    check_budget,
+    make_sampler,
+    open_study,
+    reference_candidates,
+)
 from .signals import StopSignals, signal_name
 
 

@@ -18,14 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..design.arch import Arch, presets
+from ..design.arch import REFERENCES, Arch, presets
+from ..design.codec import param
 from ..design.complexity import complexity, fit_width, scale_width
-from ..training.proxy import proxy_from_dict
 from ..design.space import DesignSpace
-from ..design.arch import REFERENCES
-from ..design.codec import label
 from ..results import STUDY_FILE
-
+from ..training.proxy import proxy_from_dict
 
 GRID_LIMIT = 10_000
 
@@ -115,7 +113,7 @@ def make_sampler(name: str, seed: int, space: DesignSpace):
         raise ValueError(f"--sampler grid needs a small space: {space.name!r} has "
                          f"{space.size:,} designs (at most {GRID_LIMIT:,}); use tpe, nsga2 or random")
 
-    grid = {k: [label(v) for v in vals] for k, vals in space.dimensions.items()}
+    grid = {k: [param(v) for v in vals] for k, vals in space.dimensions.items()}
     return _grid_sampler_class()(grid, seed=seed)
 
 
@@ -335,7 +333,7 @@ class StudySearcher:
         """
         rng = random.Random(proposal_seed(self.base["seed"], t.number))
         arch = self.space.nearest(t.params, rng)
-        self.study.enqueue_trial({f: label(getattr(arch, f)) for f in self.space.dimensions})
+        self.study.enqueue_trial({f: param(getattr(arch, f)) for f in self.space.dimensions})
 
     def ran_out(self) -> bool:
         """Whether the space had fewer new designs than the trials asked for."""

@@ -6,7 +6,6 @@ from contextlib import contextmanager
 from typing import Any
 
 
-
 # ----- stopping: signals and the time budget -----
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is, so that one clean stop serves both."""

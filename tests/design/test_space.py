@@ -8,7 +8,7 @@ import pytest
 
 from nas_convnext import DesignSpace, complexity, presets
 from nas_convnext.design.roadmap import roadmap_steps
-from nas_convnext.design.codec import label
+from nas_convnext.design.codec import param
 from nas_convnext.design.space import load_space, shipped_spaces
 
 SMALL = """
@@ -125,7 +125,7 @@ def test_optuna_suggest_proposes_designs_of_the_space(tmp_path):
         trial = study.ask()
         arch = space.suggest(trial)
         assert space.contains(arch)
-        assert trial.params["depths"] == label(arch.depths)
+        assert trial.params["depths"] == param(arch.depths)
         seen.add(arch.key())
         study.tell(trial, 0.0)
     assert len(seen) > 4

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from nas_convnext.design import space as space_module
 from nas_convnext.design.arch import FIELD_NAMES, check_field
 from nas_convnext.cli import main
-from nas_convnext.design.codec import label
+from nas_convnext.design.codec import param
 from nas_convnext.userfile import MAX_BYTES, MAX_DEPTH, MAX_EXPANDED, MAX_INT_DIGITS
 
 from .test_bad_input import SWEEP, _garbage
@@ -216,7 +216,7 @@ def test_bad_space_files(quick_space, capsys, case):
             shown = info["dimensions"].get(field) or [info["fixed"][field]]
             values = raw if isinstance(raw, list) and (
                 field != "depths" or all(isinstance(v, (list, str)) for v in raw)) else [raw]
-            assert shown == [label(check_field(field, v)) for v in values], (field, raw, shown)
+            assert shown == [param(check_field(field, v)) for v in values], (field, raw, shown)
 
 
 @SWEEP
@@ -239,4 +239,4 @@ def test_bad_design_files(capsys, case):
         data = json.loads(content) if suffix == ".json" else yaml.safe_load(content)
         for field, raw in data.items():
             if field in FIELD_NAMES:
-                assert label(design[field]) == label(check_field(field, raw)), (field, raw)
+                assert param(design[field]) == param(check_field(field, raw)), (field, raw)

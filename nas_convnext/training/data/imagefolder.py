@@ -16,8 +16,8 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from .cache import _cached
 from . import dataset  # dataset.data_memory_limit: looked up when called
+from .cache import _cached
 from .dataset import (
     _MAX_IMAGE_PIXELS,
     Dataset,

@@ -33,8 +33,9 @@ from ..results import (
 from ..training.proxy import Proxy, proxy_from_dict
 from . import faults
 from .config import SearchConfig, cluster_endpoint
+from .outcome import TrialOutcome, trial_row
 from .progress import Progress
-from .searcher import Queued, StudySearcher, proposal_sampler, trial_row, trial_status
+from .searcher import Queued, StudySearcher, proposal_sampler
 from .signals import StopSignals, signal_name
 
 
@@ -290,11 +291,9 @@ def _callback_class():
             self.progress.finished(row, trials)
 
         def _finish(self, trial, error_text: str, error: bool, trials) -> None:
-            result = trial.last_result or {}
-            status = trial_status(result, error, self.planned)
+            outcome = TrialOutcome.of(trial.last_result, error, self.planned, error_text)
             wall = time.time() - self.started.get(trial.trial_id, time.time())
-            self._record(trial_row(trial.config, result, status, error_text, wall, trial.trial_id),
-                         trials)
+            self._record(trial_row(trial.config, outcome, wall, trial.trial_id), trials)
 
         def expired(self) -> bool:
             return time.time() >= self.deadline
@@ -318,7 +317,8 @@ def _callback_class():
                     continue
                 wall = time.time() - self.started.get(trial_id, time.time())
                 note = cut_short_note(reason, epochs, self.planned)
-                self._record(trial_row(config, result, "stopped_early", note, wall, trial_id), [])
+                outcome = TrialOutcome.of(result, False, self.planned).cut_short(note)
+                self._record(trial_row(config, outcome, wall, trial_id), [])
                 n += 1
             return n
 

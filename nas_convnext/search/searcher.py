@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import random
 import warnings
 from dataclasses import dataclass
@@ -20,10 +19,11 @@ from typing import Any, Callable
 
 from ..design.arch import REFERENCES, Arch, presets
 from ..design.codec import param
-from ..design.complexity import complexity, fit_width, scale_width
+from ..design.complexity import complexity, fit_width
 from ..design.space import DesignSpace
 from ..results import STUDY_FILE
 from ..training.proxy import proxy_from_dict
+from .outcome import TrialOutcome
 
 GRID_LIMIT = 10_000
 
@@ -209,18 +209,6 @@ def unfinished_proposals(study, done: dict[str, dict]) -> list[Queued]:
     return out
 
 
-# ----- status of a finished trial -----
-def trial_status(result: dict[str, Any] | None, error: bool, planned_epochs: int) -> str:
-    if error:
-        return "error"
-    result = result or {}
-    if result.get("status") == "diverged":
-        return "diverged"
-    if int(result.get("epoch", 0) or 0) < planned_epochs:
-        return "stopped_early"
-    return "completed"
-
-
 class StudySearcher:
     """The designs to train, one per call of `suggest`, and what Optuna is told of each.
 
@@ -350,38 +338,15 @@ class StudySearcher:
         t = self.live.pop(trial_id, None)
         cfg = self.configs.pop(trial_id, {})
         arch_row = cfg.get("arch")
-        status = trial_status(result, error, self.planned_epochs)
-        outcome = {"status": status, "top1": (result or {}).get("top1", math.nan),
-                   "flops": cfg.get("flops", 0)}
+        outcome = TrialOutcome.of(result, error, self.planned_epochs).told(cfg.get("flops", 0))
         if arch_row is not None:
             key = Arch.from_row(arch_row).key()
             self.in_flight.discard(key)
-            if status != "error":
+            if outcome["status"] != "error":
                 self.done[key] = outcome
         if t is not None:
-            if status == "completed" and not math.isfinite(float(outcome["top1"])):
-                status = outcome["status"] = "error"
             self._tell(t, outcome)
 
-
-
-def trial_row(config: dict[str, Any], result: dict[str, Any] | None, status: str, error: str,
-         wall_s: float, trial_id: str) -> dict[str, Any]:
-    result = result or {}
-    top1 = result.get("top1", math.nan) if status != "error" else math.nan
-    if status == "diverged" and not result.get("epoch"):
-        top1 = math.nan
-    arch = Arch.from_row(config["arch"])
-    return {**arch.to_row(), "trial_id": trial_id, "order": config["order"],
-            "reference": config["reference"], "fitted": config["fitted"],
-            "flops": config["flops"], "params": config["params"], "status": status,
-            "epochs": int(result.get("epoch", 0) or 0), "top1": top1,
-            "top5": result.get("top5", math.nan) if status != "error" else math.nan,
-            "loss": result.get("loss", math.nan), "wall_s": wall_s,
-            "images_per_s": result.get("images_per_s", math.nan),
-            "node_id": result.get("node_id", ""), "optuna_number": config["optuna_number"],
-            "proxy_width": scale_width(arch, config["proxy"]["width_mult"]).width,
-            "seed": config["seed"], "error": error or result.get("message", "")}
 
 
 def open_study(run_dir: Path, sampler):

@@ -1,0 +1,93 @@
+"""How a trial ended: one record, its status decided once, for the table and for Optuna.
+
+The searcher tells Optuna each outcome and the table writer records it; both build the same
+`TrialOutcome` from what the trial reported, so a trial cannot be `completed` in the table
+and an error for Optuna.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..design.arch import Arch
+from ..design.complexity import scale_width
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """A finished trial: its status and the metrics of its last good epoch.
+
+    `completed`: every planned epoch ran, with a finite top-1. `stopped_early`: fewer epochs
+    (ASHA stopped it, or the run stopped; see `results.CUT_SHORT`). `diverged`: its loss
+    became NaN or infinite; top-1 is the last good epoch's, or NaN when no epoch finished.
+    `error`: it raised, its worker died, or it reported a top-1 that is not a number; its
+    metrics are NaN and `message` says why.
+    """
+
+    status: str
+    epochs: int = 0
+    top1: float = math.nan
+    top5: float = math.nan
+    loss: float = math.nan
+    images_per_s: float = math.nan
+    node_id: str = ""
+    message: str = ""
+
+    @classmethod
+    def of(cls, result: dict[str, Any] | None, error: bool, planned_epochs: int,
+           error_text: str = "") -> "TrialOutcome":
+        """The outcome of a trial that reported `result` last (its metrics at its last epoch)
+        and raised (`error`, with `error_text`) or not, out of `planned_epochs`."""
+        result = result or {}
+        epochs = int(result.get("epoch", 0) or 0)
+        metrics = {"epochs": epochs, "top1": _number(result.get("top1")),
+                   "top5": _number(result.get("top5")), "loss": _number(result.get("loss")),
+                   "images_per_s": _number(result.get("images_per_s")),
+                   "node_id": str(result.get("node_id", "") or ""),
+                   "message": error_text or str(result.get("message", "") or "")}
+        if error:
+            return cls("error", **{**metrics, "top1": math.nan, "top5": math.nan})
+        if result.get("status") == "diverged":
+            return cls("diverged", **(metrics if epochs else {**metrics, "top1": math.nan}))
+        if epochs < planned_epochs:
+            return cls("stopped_early", **metrics)
+        if not math.isfinite(metrics["top1"]):
+            return cls("error", **{**metrics, "top5": math.nan, "message": (
+                metrics["message"] or f"its top-1 after epoch {epochs} is not a number")})
+        return cls("completed", **metrics)
+
+    def cut_short(self, note: str) -> "TrialOutcome":
+        """The same metrics, as a trial the whole run stopped (`note` says when and why)."""
+        return dataclasses.replace(self, status="stopped_early", message=note)
+
+    def told(self, flops: float) -> dict[str, Any]:
+        """What the searcher keeps of it, and tells Optuna (see `searcher.tell_outcome`)."""
+        return {"status": self.status, "top1": self.top1, "flops": flops}
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def trial_status(result: dict[str, Any] | None, error: bool, planned_epochs: int) -> str:
+    """The status a trial that reported `result` last ends with (see `TrialOutcome.of`)."""
+    return TrialOutcome.of(result, error, planned_epochs).status
+
+
+def trial_row(config: dict[str, Any], outcome: TrialOutcome, wall_s: float,
+              trial_id: str) -> dict[str, Any]:
+    """The trials table's row of a trial run with `config` (see `results.COLUMNS`)."""
+    arch = Arch.from_row(config["arch"])
+    return {**arch.to_row(), "trial_id": trial_id, "order": config["order"],
+            "reference": config["reference"], "fitted": config["fitted"],
+            "flops": config["flops"], "params": config["params"], "status": outcome.status,
+            "epochs": outcome.epochs, "top1": outcome.top1, "top5": outcome.top5,
+            "loss": outcome.loss, "wall_s": wall_s, "images_per_s": outcome.images_per_s,
+            "node_id": outcome.node_id, "optuna_number": config["optuna_number"],
+            "proxy_width": scale_width(arch, config["proxy"]["width_mult"]).width,
+            "seed": config["seed"], "error": outcome.message}

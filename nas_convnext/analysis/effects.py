@@ -8,13 +8,13 @@ missing data, and pandas would silently drop it from a groupby.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..design.codec import DIMENSIONS, texts
-from .front import _dims_arg, _front_of, _require_columns, usable
+from .front import _dims_arg, _require_columns, front_of, usable
 from .stats import (
     LEVEL,
     EdfByChoice,
@@ -54,7 +54,11 @@ def edf_by_choice(
     choices, so a choice is not flattered by being sampled at lower FLOPs. The label's min and
     mean stay unweighted: they describe the trials, not the reweighted population.
     """
-    u = usable(df)
+    return edf_of(usable(df), dim, normalize, bins)
+
+
+def edf_of(u: pd.DataFrame, dim: str, normalize: bool = False, bins: int = 10) -> EdfByChoice:
+    """`edf_by_choice` of trials already known to be usable (see `usable`)."""
     _require_columns(u, [dim], "edf_by_choice")
     err = 100.0 * (1.0 - _numeric(u["top1"]))
     flops = _numeric(u["flops"])
@@ -128,11 +132,25 @@ def choice_effects(
     dims = _dims_arg(dims)
     u = usable(df)
     _require_columns(u, list(dims), "choice_effects")
-    front = _front_of(u)
+    front = front_of(u)
+    return effects_table(u, front, choice_stats(u, dims, front, seed, n_boot, level), dims)
+
+
+def choice_stats(u: pd.DataFrame, dims: Sequence[str], front: pd.DataFrame, seed: int | None,
+                 n_boot: int, level: float) -> dict[str, tuple[ChoiceStat, ...]]:
+    """Every choice's statistics, per dimension: the one bootstrap that both the verdict and
+    the effects table read (each choice draws from its own seeded stream)."""
+    return {dim: tuple(_choice_stats(u, dim, texts(front[dim]).to_numpy(), seed, n_boot, level))
+            for dim in dims}
+
+
+def effects_table(u: pd.DataFrame, front: pd.DataFrame,
+                  stats: Mapping[str, Sequence[ChoiceStat]], dims: Sequence[str]) -> pd.DataFrame:
+    """`choice_effects` from the usable trials, their front and the choices' statistics."""
     overall = float(_numeric(u["top1"]).mean())
     rows = []
     for dim in dims:
-        cs = _choice_stats(u, dim, texts(front[dim]).to_numpy(), seed, n_boot, level)
+        cs = stats[dim]
         means = {c.choice: c.top1_mean.estimate for c in cs}
         for c in cs:
             others = [v for k, v in means.items() if k != c.choice]

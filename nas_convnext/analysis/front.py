@@ -148,7 +148,11 @@ def pareto_front(df: pd.DataFrame, x: str = "flops", y: str = "top1") -> pd.Data
     Sorted by ``x`` (ties keep table order). ``front.attrs["n"]`` is the number of usable trials
     the front was taken from.
     """
-    u = usable(df)
+    return front_of(usable(df), x, y)
+
+
+def front_of(u: pd.DataFrame, x: str = "flops", y: str = "top1") -> pd.DataFrame:
+    """`pareto_front` of trials already known to be usable (see `usable`)."""
     _require_columns(u, [x, y], "pareto_front")
     xv, yv = _numeric(u[x]), _numeric(u[y])
     ok = np.isfinite(xv) & np.isfinite(yv)
@@ -159,7 +163,3 @@ def pareto_front(df: pd.DataFrame, x: str = "flops", y: str = "top1") -> pd.Data
     front.attrs["n"] = int(len(u))
     return front
 
-
-def _front_of(u: pd.DataFrame) -> pd.DataFrame:
-    mask = _front_mask(_numeric(u["flops"]), _numeric(u["top1"]))
-    return u.loc[mask]

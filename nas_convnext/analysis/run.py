@@ -17,11 +17,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import analysis as A
 from ..design.arch import REFERENCES
-from ..design.codec import texts
+from ..design.codec import DIMENSIONS, texts
 from ..results import STUDY_FILE, one_line, read_run_json
+from .effects import ChoiceStat, choice_stats, edf_of, effects_table
+from .front import excluded, front_of, status_counts, usable
+from .stats import LEVEL, EdfByChoice, _check_boot
 from .stats import _numeric as _num
+from .verdict import (
+    CONVNEXT_TAG,
+    MIN_TRIALS,
+    Verdict,
+    locate_reference,
+    summary_of,
+    verdict_of,
+)
 
 
 def _f(v: Any) -> float:
@@ -51,9 +61,15 @@ class Importances:
 
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunAnalysis:
-    """Everything a run's report shows, computed once from its trials table."""
+    """Everything a run's report shows, computed once from its trials table.
+
+    `u` holds the usable trials and `excl` the others (with a `reason`); `front` and
+    `front_params` are the Pareto fronts against GFLOPs and parameters; `verdict`, `effects`
+    and `edfs` rest on one bootstrap of every choice's top-1 (`stats`); `refs` are the
+    reference rows to mark in the figures (tag -> row).
+    """
 
     df: pd.DataFrame
     u: pd.DataFrame
@@ -64,51 +80,81 @@ class RunAnalysis:
     fixed: tuple[tuple[str, str], ...]
     front: pd.DataFrame
     front_params: pd.DataFrame
-    verdict: A.Verdict
+    stats: dict[str, tuple[ChoiceStat, ...]]
+    verdict: Verdict
     effects: pd.DataFrame
-    edfs: dict[str, tuple[A.EdfByChoice, A.EdfByChoice]]
+    edfs: dict[str, tuple[EdfByChoice, EdfByChoice]]
     refs: dict[str, pd.Series]
     importances: Importances | None
     summary: dict[str, Any]
     run_meta: dict[str, Any] | None
-    notes: list[str]
+    notes: tuple[str, ...]
     seed: int
     n_boot: int
 
 
-def analyse(df: pd.DataFrame, run_dir: Path | None, seed: int, n_boot: int) -> RunAnalysis:
+_EFFECT_COLUMNS = ["dim", "choice", "n", "n_dim", "top1_mean", "top1_mean_lo", "top1_mean_hi",
+                   "top1_best", "top1_best_lo", "top1_best_hi", "gflops_mean", "effect",
+                   "effect_vs_best_other", "front_count", "front_n", "front_share"]
+
+
+def analyse(df: pd.DataFrame, run_dir: Path | None, seed: int = 0,
+            n_boot: int = 10_000) -> RunAnalysis:
+    """The whole analysis of a run's trials table, once: filtered once, the front found once,
+    every choice bootstrapped once.
+
+    `df`: the trials table (`results.read_table`). `run_dir`: the run folder, for run.json
+    (the settings shown) and study.db (Optuna's parameter importances), or None. `seed` and
+    `n_boot`: the bootstrap's seed and resamples. Raises ValueError, naming the counts by
+    status, when no trial is usable, and for a table without design columns.
+    """
+    _check_boot(n_boot, LEVEL)
     notes: list[str] = []
-    u = A.usable(df)  # raises a ValueError naming the counts when nothing is usable
-    excl = A.excluded(df)
-    counts = A.status_counts(df)
-    dims = tuple(d for d in A.DIMENSIONS if d in df.columns)
+    u = usable(df)  # raises a ValueError naming the counts when nothing is usable
+    excl = excluded(df)
+    dims = tuple(d for d in DIMENSIONS if d in df.columns)
     if not dims:
-        raise ValueError(f"the trials table has none of the design columns {list(A.DIMENSIONS)}")
+        raise ValueError(f"the trials table has none of the design columns {list(DIMENSIONS)}")
     labels = {d: texts(u[d]) for d in dims}
     varying = tuple(d for d in dims if labels[d].nunique() > 1)
     fixed = tuple((d, str(labels[d].iloc[0])) for d in dims if d not in varying)
-    front = A.pareto_front(df)
+    front = front_of(u)
     if "params" in df.columns and np.isfinite(_num(u["params"])).any():
-        front_params = A.pareto_front(df, x="params")
+        front_params = front_of(u, x="params")
     else:
         front_params = u.iloc[0:0]
         notes.append("no parameter counts in the table: the front against parameters is empty")
-    verdict = A.convnext_verdict(df, dims=dims, seed=seed, n_boot=n_boot)
+    ref = locate_reference(df, CONVNEXT_TAG, dims)
+    stats = choice_stats(u, dims, front, seed, n_boot, LEVEL)
+    verdict = verdict_of(u, front, ref, stats, dims, MIN_TRIALS, LEVEL)
+    effects = _effects(u, front, stats, varying, notes)
+    edfs = {d: (edf_of(u, d), edf_of(u, d, normalize=True, bins=EDF_BINS)) for d in varying}
+    summary = summary_of(df, u, front, ref if "reference" in df.columns else None, dims,
+                         on_front=verdict.on_front)
+    run_meta, importances = _from_run_folder(run_dir, u, seed, notes)
+    return RunAnalysis(df=df, u=u, excl=excl, counts=status_counts(df), dims=dims,
+                       varying=varying, fixed=fixed, front=front, front_params=front_params,
+                       stats=stats, verdict=verdict, effects=effects, edfs=edfs,
+                       refs=_reference_rows(u, verdict), importances=importances,
+                       summary=summary, run_meta=run_meta, notes=tuple(notes), seed=seed,
+                       n_boot=n_boot)
+
+
+def _effects(u: pd.DataFrame, front: pd.DataFrame, stats: dict[str, tuple[ChoiceStat, ...]],
+             varying: tuple[str, ...], notes: list[str]) -> pd.DataFrame:
     if varying:
-        effects = A.choice_effects(df, dims=varying, seed=seed, n_boot=n_boot)
-    else:
-        effects = pd.DataFrame(columns=["dim", "choice", "n", "n_dim", "top1_mean", "top1_mean_lo",
-                                        "top1_mean_hi", "top1_best", "top1_best_lo", "top1_best_hi",
-                                        "gflops_mean", "effect", "effect_vs_best_other",
-                                        "front_count", "front_n", "front_share"])
-        notes.append("no design dimension varies among the completed trials: no EDFs and no "
-                     "choice effects")
-    if len(effects):
+        effects = effects_table(u, front, stats, varying)
         effects["gflops_vs_all"] = effects["gflops_mean"] - float(np.nanmean(_num(u["flops"]))) / 1e9
-    else:
-        effects["gflops_vs_all"] = pd.Series(dtype=float)
-    edfs = {d: (A.edf_by_choice(df, d), A.edf_by_choice(df, d, normalize=True, bins=EDF_BINS))
-            for d in varying}
+        return effects
+    notes.append("no design dimension varies among the completed trials: no EDFs and no "
+                 "choice effects")
+    effects = pd.DataFrame(columns=_EFFECT_COLUMNS)
+    effects["gflops_vs_all"] = pd.Series(dtype=float)
+    return effects
+
+
+def _reference_rows(u: pd.DataFrame, verdict: Verdict) -> dict[str, pd.Series]:
+    """The best completed row of each reference point, and ConvNeXt-T's row of the verdict."""
     refs: dict[str, pd.Series] = {}
     if "reference" in u.columns:
         tags = u["reference"].astype(object).where(u["reference"].notna(), "").astype(str)
@@ -116,26 +162,27 @@ def analyse(df: pd.DataFrame, run_dir: Path | None, seed: int, n_boot: int) -> R
             rows = u.loc[(tags == tag).to_numpy()]
             if len(rows):
                 refs[tag] = rows.iloc[int(np.argmax(_num(rows["top1"])))]
-    if A.CONVNEXT_TAG in refs and verdict.reference_index is not None \
+    if CONVNEXT_TAG in refs and verdict.reference_index is not None \
             and verdict.reference_index in u.index:
-        refs[A.CONVNEXT_TAG] = u.loc[verdict.reference_index]
-    summary = A.summarize(df, dims=dims)
-    run_meta = None
-    importances = None
-    if run_dir is not None:
-        try:
-            run_meta = read_run_json(run_dir)
-        except ValueError as exc:
-            notes.append(f"run settings unknown: {exc}")
-        importances, note = _importances(Path(run_dir), u, seed)
-        if note:
-            notes.append(note)
-    else:
+        refs[CONVNEXT_TAG] = u.loc[verdict.reference_index]
+    return refs
+
+
+def _from_run_folder(run_dir: Path | None, u: pd.DataFrame, seed: int,
+                     notes: list[str]) -> tuple[dict[str, Any] | None, Importances | None]:
+    """run.json and Optuna's parameter importances, when there is a run folder to read."""
+    if run_dir is None:
         notes.append("no run folder: Optuna parameter importances skipped")
-    return RunAnalysis(df=df, u=u, excl=excl, counts=counts, dims=dims, varying=varying,
-                     fixed=fixed, front=front, front_params=front_params, verdict=verdict,
-                     effects=effects, edfs=edfs, refs=refs, importances=importances,
-                     summary=summary, run_meta=run_meta, notes=notes, seed=seed, n_boot=n_boot)
+        return None, None
+    run_meta = None
+    try:
+        run_meta = read_run_json(run_dir)
+    except ValueError as exc:
+        notes.append(f"run settings unknown: {exc}")
+    importances, note = _importances(Path(run_dir), u, seed)
+    if note:
+        notes.append(note)
+    return run_meta, importances
 
 
 def _importances(run_dir: Path, u: pd.DataFrame, seed: int) -> tuple[Importances | None, str]:

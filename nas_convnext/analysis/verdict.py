@@ -14,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from ..design.codec import DIMENSIONS, text, texts
-from .effects import ChoiceStat, _choice_stats
+from .effects import ChoiceStat, choice_stats
 from .front import (
     _dims_arg,
-    _front_of,
     _require_columns,
     _usable_mask,
+    front_of,
     status_counts,
     usable,
 )
@@ -148,7 +148,7 @@ def _dominators(u: pd.DataFrame, top1: float, flops: float, skip: Any = None, ha
 
 
 @dataclass(frozen=True)
-class _RefPoint:
+class RefPoint:
     description: str
     index: Any
     has_index: bool
@@ -159,14 +159,14 @@ class _RefPoint:
     message: str
 
 
-def _locate_reference(df: pd.DataFrame, reference: Any, dims: Sequence[str]) -> _RefPoint:
+def locate_reference(df: pd.DataFrame, reference: Any, dims: Sequence[str]) -> RefPoint:
     """Find ConvNeXt-T's choices and, where it has a completed measurement, its point."""
     if isinstance(reference, str):
         _require_columns(df, ["reference"], "convnext_verdict")
         tags = df["reference"].astype(object).where(df["reference"].notna(), "").astype(str)
         rows = df.loc[(tags == reference).to_numpy()]
         if len(rows) == 0:
-            return _RefPoint(
+            return RefPoint(
                 reference, None, False, None, None, None, None,
                 f"no row with reference == {reference!r} among {len(df)} trials: whether it is on the "
                 "front is unknown and no dimension can be judged against its choices",
@@ -175,7 +175,7 @@ def _locate_reference(df: pd.DataFrame, reference: Any, dims: Sequence[str]) -> 
         if len(ok) == 0:
             first = rows.iloc[0]
             status = str(first["status"])
-            return _RefPoint(
+            return RefPoint(
                 reference, _py(rows.index[0]), True, status, {d: first[d] for d in dims if d in rows.columns},
                 None, None,
                 f"the {reference!r} row (index {rows.index[0]!r}) is excluded (status {status!r}, "
@@ -185,7 +185,7 @@ def _locate_reference(df: pd.DataFrame, reference: Any, dims: Sequence[str]) -> 
         msg = f"{reference!r} is row {best.name!r}"
         if len(ok) > 1:
             msg += f" (the best of {len(ok)} completed {reference!r} rows)"
-        return _RefPoint(
+        return RefPoint(
             reference, _py(best.name), True, "completed", {d: best[d] for d in dims if d in ok.columns},
             float(best["top1"]), float(best["flops"]), msg,
         )
@@ -201,15 +201,15 @@ def _locate_reference(df: pd.DataFrame, reference: Any, dims: Sequence[str]) -> 
             if status is not None and not isinstance(status, str) and pd.isna(status):
                 status = None
             if status is not None and status != "completed":
-                return _RefPoint(
+                return RefPoint(
                     "given reference", name, in_table, str(status), choices, None, None,
                     f"the given reference has status {status!r}: whether it is on the front is unknown",
                 )
-            return _RefPoint(
+            return RefPoint(
                 "given reference", name, in_table, status, choices, float(top1), float(flops),
                 "reference point given by the caller",
             )
-        return _RefPoint(
+        return RefPoint(
             "given choices", name, in_table, None, choices, None, None,
             "reference given as choices only (no finite top1 and flops): whether it is on the front is unknown",
         )
@@ -288,9 +288,17 @@ def convnext_verdict(
     dims = _dims_arg(dims)
     u = usable(df)
     _require_columns(u, list(dims), "convnext_verdict")
-    ref = _locate_reference(df, reference, dims)
-    front = _front_of(u)
+    ref = locate_reference(df, reference, dims)
+    front = front_of(u)
+    stats = choice_stats(u, dims, front, seed, n_boot, level)
+    return verdict_of(u, front, ref, stats, dims, int(min_trials), level)
 
+
+def verdict_of(u: pd.DataFrame, front: pd.DataFrame, ref: RefPoint,
+               stats: Mapping[str, Sequence[ChoiceStat]], dims: Sequence[str], min_trials: int,
+               level: float) -> Verdict:
+    """`convnext_verdict` from its parts: the usable trials, their front, the reference point
+    (`locate_reference`) and every dimension's choice statistics (`effects.choice_stats`)."""
     on_front: bool | None = None
     doms: list[Dominator] = []
     if ref.top1 is not None and ref.flops is not None:
@@ -300,7 +308,7 @@ def convnext_verdict(
     dim_verdicts = []
     for dim in dims:
         front_labels = texts(front[dim]).to_numpy()
-        cs = _choice_stats(u, dim, front_labels, seed, n_boot, level)
+        cs = list(stats[dim])
         cx = None
         if ref.choices is not None and dim in ref.choices:
             cx = text(ref.choices[dim])
@@ -350,23 +358,25 @@ def summarize(df: pd.DataFrame, dims: Sequence[str] | str = DIMENSIONS, referenc
     nothing is usable, which is the thing a person watching the terminal needs to know."""
     _require_columns(df, ["status", "top1", "flops"], "summarize")
     dims = _dims_arg(dims)
-    out: dict[str, Any] = {
-        "n_trials": int(len(df)),
-        "status_counts": status_counts(df),
-        "n_usable": 0,
-        "n_excluded": int(len(df)),
-        "best": None,
-        "front_size": 0,
-        "convnext_on_front": None,
-        "message": "",
-    }
     try:
         u = usable(df)
     except ValueError as exc:
-        out["message"] = str(exc)
-        return out
-    out["n_usable"] = int(len(u))
-    out["n_excluded"] = int(len(df) - len(u))
+        return {"n_trials": int(len(df)), "status_counts": status_counts(df), "n_usable": 0,
+                "n_excluded": int(len(df)), "best": None, "front_size": 0,
+                "convnext_on_front": None, "message": str(exc)}
+    ref = None
+    if "reference" in df.columns:
+        ref = locate_reference(df, reference, [d for d in dims if d in df.columns])
+    return summary_of(df, u, front_of(u), ref, dims)
+
+
+def summary_of(df: pd.DataFrame, u: pd.DataFrame, front: pd.DataFrame, ref: RefPoint | None,
+               dims: Sequence[str], on_front: bool | None = None) -> dict[str, Any]:
+    """`summarize` from its parts (`on_front`, when the verdict knows it already)."""
+    out: dict[str, Any] = {
+        "n_trials": int(len(df)), "status_counts": status_counts(df), "n_usable": int(len(u)),
+        "n_excluded": int(len(df) - len(u)), "best": None, "front_size": int(len(front)),
+        "convnext_on_front": None, "message": ""}
     top1 = _numeric(u["top1"])
     b = u.iloc[int(np.argmax(top1))]
     best = {"index": _py(b.name), "top1": float(b["top1"]), "flops": float(b["flops"]), "gflops": float(b["flops"]) / 1e9}
@@ -374,12 +384,13 @@ def summarize(df: pd.DataFrame, dims: Sequence[str] | str = DIMENSIONS, referenc
         if col in u.columns:
             best[col] = text(b[col]) if col in dims else b[col]
     out["best"] = best
-    out["front_size"] = int(len(_front_of(u)))
-    if "reference" in df.columns:
-        ref = _locate_reference(df, reference, [d for d in dims if d in df.columns])
-        if ref.top1 is not None and ref.flops is not None:
-            out["convnext_on_front"] = not _dominators(u, ref.top1, ref.flops, skip=ref.index, has_skip=ref.has_index)
-        out["message"] = ref.message
-    else:
+    if ref is None:
         out["message"] = "no reference column: ConvNeXt-T not placed"
+        return out
+    if ref.top1 is not None and ref.flops is not None:
+        if on_front is None:
+            on_front = not _dominators(u, ref.top1, ref.flops, skip=ref.index,
+                                       has_skip=ref.has_index)
+        out["convnext_on_front"] = on_front
+    out["message"] = ref.message
     return out

@@ -108,22 +108,31 @@ def _legends_below(fig, specs: Sequence[_LegendSpec], axes: Sequence[Any]) -> li
         legends.append(leg)
     height = fig.bbox.height
     for _ in range(6):
-        fig.draw_without_rendering()  # places the axis labels below their tick labels
+        # No draw needed: get_tightbbox lays out the x axis' ticks and label itself.
         lowest = math.inf
+        anchors = []
         for spec, leg in zip(specs, legends):
             box = spec.ax.get_window_extent(renderer)
             xaxis = spec.ax.xaxis.get_tightbbox(renderer)
             top = min(box.y0, xaxis.y0 if xaxis is not None else box.y0) - _LEGEND_GAP_PX
-            leg.set_bbox_to_anchor(((box.x0 + box.x1) / 2 / fig.bbox.width, top / height),
-                                   transform=fig.transFigure)
+            anchors.append(((box.x0 + box.x1) / 2 / fig.bbox.width, top / height))
+            leg.set_bbox_to_anchor(anchors[-1], transform=fig.transFigure)
             lowest = min(lowest, leg.get_window_extent(renderer).y0)
         shift = (_LEGEND_GAP_PX - lowest) / height   # > 0: raise the axes' bottoms
         if abs(shift) * height < 0.5 or not legends:
             break
         # read every position before setting any: a twin (roadmap) moves with its sibling
+        clamped = False
         for ax, pos in [(ax, ax.get_position()) for ax in axes]:
             new_height = max(_MIN_AXES_HEIGHT, pos.height - shift)
+            clamped = clamped or new_height != pos.height - shift
             ax.set_position((pos.x0, pos.y1 - new_height, pos.width, new_height))
+        if not clamped:
+            # The tick labels and axis label under each axes moved up with its bottom, by
+            # `shift`: so do the legends, and the layout is done without drawing it again.
+            for (x, y), leg in zip(anchors, legends):
+                leg.set_bbox_to_anchor((x, y + shift), transform=fig.transFigure)
+            break
     return legends
 
 

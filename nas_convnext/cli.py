@@ -13,6 +13,7 @@ from typing import Any, Sequence
 from . import __version__
 from .design.arch import FIELD_NAMES, load_design, presets
 from .design.complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
+from .results import one_line
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
@@ -110,19 +111,11 @@ def _show(v: Any) -> str:
 
 # ----- roadmap -----
 def cmd_roadmap(args: argparse.Namespace) -> int:
-    from .design.roadmap import roadmap_steps
+    from .design.roadmap import roadmap_rows
 
-    rows = []
-    for s in roadmap_steps():
-        c = complexity(s.arch)
-        rows.append({"step": s.index, "name": s.name, "change": s.change, "params": c.params,
-                     "flops": c.flops, "gflops": round(c.gflops, 3),
-                     "matmul_gflops": round(c.matmul_flops / 1e9, 3),
-                     "paper_gflops": s.paper_gflops,
-                     "diff": round(c.gflops - s.paper_gflops, 3),
-                     "paper_top1": s.paper_top1, "note": s.paper_note})
     if args.train:
-        return _roadmap_train(args, rows)
+        return _roadmap_train(args)
+    rows = roadmap_rows()
     if not args.flops_only:
         raise ValueError("say what to show: --flops-only (the FLOP table) or --train (train "
                          "every step under the proxy and compare with the paper's top-1)")
@@ -144,37 +137,38 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _roadmap_train(args: argparse.Namespace, rows: list[dict[str, Any]]) -> int:
-    import math
+def _roadmap_train(args: argparse.Namespace) -> int:
     import time
 
-    import pandas as pd
-
     from .search.config import SearchConfig
-    from .search.run import roadmap_candidates, run_search
+    from .search.run import run_search
     from .training.proxy import get_proxy
 
     get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
     name = (args.name if args.name is not None  # an empty --name is refused, as by search
             else f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}")
-    cfg = SearchConfig(budget=1e15, trials=0, scheduler="none", proxy=args.proxy,
+    cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
                        epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
                        concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
                        gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
                        address=args.address, results_dir=args.results_dir)
-    out = run_search(cfg, fixed=roadmap_candidates())
-    table = out.table.set_index("reference")
-    steps = pd.DataFrame(rows)
-    steps["top1"] = [table["top1"].get(n, math.nan) for n in steps["name"]]
-    steps["status"] = [table["status"].get(n, "missing") for n in steps["name"]]
-    try:
-        from .report.roadmap_report import roadmap_report
+    return _finish_roadmap(run_search(cfg, kind="roadmap"), args.json)
 
+
+def _finish_roadmap(out, as_json: bool) -> int:
+    """The end of a roadmap replay (new or resumed): its report, steps, agreement and notes."""
+    import math
+
+    from .analysis.roadmap import replay_frame
+    from .report.roadmap_report import roadmap_report
+
+    steps = replay_frame(out.table)
+    try:
         info = roadmap_report(steps, out.run_dir)
     except ValueError as exc:
         info = None
         print(f"(no comparison: {exc})")
-    if args.json:
+    if as_json:
         print(steps[["step", "name", "paper_top1", "top1", "status"]].to_json(orient="records"))
     else:
         print(_table([[r.step, r.name.split("/", 1)[1], f"{r.paper_top1:.2f}",
@@ -247,7 +241,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import math
     from pathlib import Path
 
-    from .results import atomic_write_text, check_replaceable
+    from .results import atomic_write_text, check_replaceable, plain
     from .training.proxy import get_proxy
     from .training.trial import (
         check_memory,
@@ -295,7 +289,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                            "threads": args.threads, **result.to_dict(),
                            "history": result.history}
     # NaN (a diverged trial's metrics) is not JSON; null is.
-    out = _json_safe(out)
+    out = plain(out)
     if out_path is not None:
         try:
             atomic_write_text(out_path, json.dumps(out, indent=2) + "\n")
@@ -362,18 +356,6 @@ def _train_with_progress(train_trial, arch, proxy, data, seed: int, threads: int
         return train_trial(arch, proxy, data, seed, report=report, threads=threads)
 
 
-def _json_safe(v: Any) -> Any:
-    import math
-
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(x) for x in v]
-    return v
-
-
 # ----- analyze -----
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Write a run's report (figures, tables, verdict) and print a short summary."""
@@ -403,7 +385,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume is None and args.budget is None:
         raise ValueError("--budget is required (e.g. --budget 4.5GFLOPs), unless you --resume a run")
     cfg = SearchConfig(
-        budget=args.budget if args.budget is not None else 1.0, space=args.space,
+        budget=args.budget, space=args.space,
         trials=args.trials, sampler=args.sampler, scheduler=args.scheduler,
         time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
         proxy=args.proxy, epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
@@ -418,6 +400,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _finish_search(out) -> int:
     import math
 
+    if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
+        return _finish_roadmap(out, as_json=False)
     df = out.table
     print(f"\nresults: {out.run_dir}/ (trials.parquet, trials.csv, run.json, study.db)")
     counts = df["status"].value_counts().to_dict() if len(df) else {}
@@ -445,7 +429,7 @@ def _finish_search(out) -> int:
         try:
             print("\n" + summary_text(write_report(out.run_dir)))
         except ValueError as exc:
-            print(f"(no report: {_one_line(str(exc))})")
+            print(f"(no report: {one_line(exc)})")
     if len(df) and (df["status"] == "error").all():
         errors = df["error"].value_counts().head(3)
         summary = "; ".join(f"{n}x {msg}" for msg, n in errors.items())
@@ -637,10 +621,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _refuse_empty_paths(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(_one_line(str(exc)), file=sys.stderr)
+        print(one_line(exc), file=sys.stderr)
         return EXIT_USAGE
     except ValueError as exc:
-        print(f"nas-convnext: error: {_one_line(str(exc))}", file=sys.stderr)
+        print(f"nas-convnext: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         from .search.signals import Terminated
@@ -656,10 +640,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `nas-convnext presets | head`
         sys.stderr.close()
         return 0
-
-
-def _one_line(msg: str) -> str:
-    return " ".join(msg.split())
 
 
 if __name__ == "__main__":

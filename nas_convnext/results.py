@@ -7,7 +7,6 @@ is the one helper every result file of the package goes through.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import math
 import os
@@ -18,12 +17,13 @@ import socket
 import stat
 import sys
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 
 from .design.arch import FIELD_NAMES
 from .userfile import FileRefused, load_file
+
+if TYPE_CHECKING:  # pragma: no cover - pandas loads with the first table
+    import pandas as pd
 
 RESULTS_DIR = Path("results")
 TABLE = "trials.parquet"
@@ -155,6 +155,8 @@ def _create_temporary(path: Path) -> tuple[str, int]:
 
 
 def _keep_mode_and_owner(fd: int, old: os.stat_result) -> None:
+    if not hasattr(os, "fchown"):  # Windows: no POSIX modes or owners to keep
+        return
     os.fchmod(fd, stat.S_IMODE(old.st_mode) & 0o777)  # never carry set-id bits over
     if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
         try:
@@ -171,7 +173,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def rows_to_frame(rows: Iterable[dict[str, Any]]) -> "pd.DataFrame":
+    import pandas as pd
+
     df = pd.DataFrame(list(rows))
     for col in COLUMNS:
         if col not in df.columns:
@@ -188,7 +192,7 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def write_table(run_dir: Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
+def write_table(run_dir: Path, rows: list[dict[str, Any]]) -> "pd.DataFrame":
     """Write trials.parquet and trials.csv (atomically), sorted by the order trials started."""
     df = rows_to_frame(rows)
     if len(df):
@@ -213,8 +217,10 @@ def unknown_columns_note(run_dir: Path, columns: Iterable[str]) -> str | None:
             f"table if they are not yours)")
 
 
-def read_table(run_dir: Path) -> pd.DataFrame:
+def read_table(run_dir: Path) -> "pd.DataFrame":
     """The trials table, with an error naming the file when it is damaged."""
+    import pandas as pd
+
     path = Path(run_dir) / TABLE
     if not path.is_file():
         raise ValueError(f"{path} does not exist: is {run_dir} a nas-convnext run folder?")
@@ -263,7 +269,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def write_run_json(run_dir: Path, data: dict[str, Any]) -> None:
-    atomic_write_text(Path(run_dir) / RUN_JSON, json.dumps(_plain(data), indent=2) + "\n")
+    atomic_write_text(Path(run_dir) / RUN_JSON, json.dumps(plain(data), indent=2) + "\n")
 
 
 def read_run_json(run_dir: Path) -> dict[str, Any]:
@@ -329,16 +335,29 @@ def folder_holds_a_run(run_dir: Path) -> bool:
     return any(n != LOCK and not (n.startswith(".") and n.endswith(".tmp")) for n in names)
 
 
-def _plain(x: Any) -> Any:
+def plain(x: Any) -> Any:
+    """A value as JSON can hold it: dataclasses and mappings as objects (keys as text), lists
+    and tuples as arrays, numpy scalars as numbers, NaN, infinities and pandas' NA as null,
+    paths and anything else as text. Every JSON file of the package (run.json, `train --out`,
+    the report's analysis.json and roadmap.json) is cleaned by it."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return plain(dataclasses.asdict(x))
     if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
+        return {str(k): plain(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
+        return [plain(v) for v in x]
+    if hasattr(x, "item") and type(x).__module__ == "numpy":  # a numpy scalar
+        x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
         return None
-    if isinstance(x, Path):
-        return str(x)
-    return x
+    pandas = sys.modules.get("pandas")  # pandas' NA exists only once pandas is loaded
+    if pandas is not None and (x is pandas.NA or x is pandas.NaT):
+        return None
+    if isinstance(x, (str, int, float, bool)) or x is None:
+        return x
+    return str(x)
 
 
 class RunLock:
@@ -361,6 +380,8 @@ class RunLock:
         return self.fd is not None
 
     def acquire(self) -> "RunLock":
+        import fcntl  # POSIX only, and only a search locks: analyze runs anywhere
+
         for _ in range(10):
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
             try:

@@ -168,3 +168,20 @@ def test_search_help_shows_the_options_the_issue_names():
                           ("--gpus-per-trial", "(default: 0.0)"), ("--seed", "(default: 0)"),
                           ("--data-dir", "(default: none)")):
         assert words in entries.get(option, ""), (option, entries.get(option))
+
+
+def test_analyze_needs_no_posix_only_module(tmp_path):
+    """`fcntl` exists on POSIX only: the lock of a search needs it, `analyze` must not (so it
+    runs on Windows). A process without it imports the command and writes a report."""
+    from tests.report.test_report import make_run, small_rows
+
+    run, _ = make_run(tmp_path, small_rows())
+    code = ("import sys\n"
+            "sys.modules['fcntl'] = None  # as on Windows: importing it fails\n"
+            "from nas_convnext.cli import main\n"
+            f"sys.exit(main(['analyze', {str(run)!r}, '--format', 'md', '--format', 'json']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (run / "report.md").is_file() and (run / "analysis.json").is_file()
+    assert "fcntl" not in proc.stderr

@@ -8,7 +8,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..design.roadmap import roadmap_rows
 from .stats import _numeric as _num
+
+
+def replay_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The roadmap's steps (`design.roadmap.roadmap_rows`) with the proxy's top-1 and status
+    of each, from a roadmap replay's trials table (a step's row is the one whose `reference`
+    is the step's name; a step without one is "missing")."""
+    trained = table.set_index("reference") if len(table) else None
+    steps = pd.DataFrame(roadmap_rows())
+    steps["top1"] = [trained["top1"].get(n, np.nan) if trained is not None else np.nan
+                     for n in steps["name"]]
+    steps["status"] = [trained["status"].get(n, "missing") if trained is not None else "missing"
+                       for n in steps["name"]]
+    return steps
+
 
 _ROADMAP_COLUMNS = ("step", "name", "paper_top1", "top1", "status")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from ..userfile import load_file
 from .arch import Arch, from_fields
@@ -90,3 +91,20 @@ def roadmap_steps() -> list[Step]:
 def roadmap() -> list[tuple[str, Arch]]:
     """The ordered roadmap as (preset name, design) pairs."""
     return [(s.name, s.arch) for s in load_roadmap()]
+
+
+def roadmap_rows() -> list[dict[str, Any]]:
+    """Each step with its full-size complexity beside the paper's figures: the FLOP table
+    (`roadmap --flops-only`) and the left half of the proxy replay's table."""
+    from .complexity import complexity
+
+    rows = []
+    for s in load_roadmap():
+        c = complexity(s.arch)
+        rows.append({"step": s.index, "name": s.name, "change": s.change, "params": c.params,
+                     "flops": c.flops, "gflops": round(c.gflops, 3),
+                     "matmul_gflops": round(c.matmul_flops / 1e9, 3),
+                     "paper_gflops": s.paper_gflops,
+                     "diff": round(c.gflops - s.paper_gflops, 3),
+                     "paper_top1": s.paper_top1, "note": s.paper_note})
+    return rows

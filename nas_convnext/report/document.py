@@ -11,7 +11,6 @@ over the run's own files.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import math
 import re
@@ -32,6 +31,7 @@ from ..results import (
     NotReplaceable,
     atomic_write_bytes,
     atomic_write_text,
+    plain,
 )
 
 #: What ``formats`` may name. PNGs are written whenever "md" or "html" is asked for.
@@ -265,29 +265,8 @@ def _ref_name(tag: Any) -> str:
     return REFERENCE_NAMES.get(str(tag), str(tag))
 
 
-def _plain(x: Any) -> Any:
-    """JSON-safe values: numpy scalars as Python, NaN/inf as null, paths as strings."""
-    if dataclasses.is_dataclass(x) and not isinstance(x, type):
-        return _plain(dataclasses.asdict(x))
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, Path):
-        return str(x)
-    if x is pd.NA or x is pd.NaT:
-        return None
-    if isinstance(x, (str, int, float, bool)) or x is None:
-        return x
-    return str(x)
-
-
 def _row_dict(row: pd.Series, dims: Sequence[str]) -> dict[str, Any]:
-    d: dict[str, Any] = {"index": _plain(row.name), "trial_id": _plain(row.get("trial_id")),
+    d: dict[str, Any] = {"index": plain(row.name), "trial_id": plain(row.get("trial_id")),
                          "reference": "" if _blank(row.get("reference")) else str(row.get("reference")),
                          "top1": _f(row.get("top1")), "flops": _f(row.get("flops")),
                          "gflops": _f(row.get("flops")) / 1e9, "params": _f(row.get("params"))}

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import analysis as A
 from ..analysis.roadmap import _roadmap_frame
+from ..results import plain
 from .document import (
     FLOP_NOTE,
     _blank,
@@ -23,7 +24,6 @@ from .document import (
     _check_formats,
     _f,
     _Fig,
-    _plain,
     _prepare_out,
     _render_html,
     _render_md,
@@ -117,7 +117,7 @@ def roadmap_report(
     if "html" in fm:
         write("roadmap.html", _render_html("nas-convnext roadmap", blocks))
     if "json" in fm:
-        write("roadmap.json", json.dumps(_plain({
+        write("roadmap.json", json.dumps(plain({
             "n_steps": len(r), "n_completed": len(done), "agreement": agreement,
             "sign_agreement": {"same": same, "steps": int(both.sum())}, "notes": notes,
             "steps": r.drop(columns=["usable"]).to_dict("records")}), indent=2, allow_nan=False) + "\n")

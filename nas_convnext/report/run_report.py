@@ -32,7 +32,7 @@ from .. import analysis as A
 from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
 from ..analysis.run import analyse as _analyse
-from ..results import one_line, read_table
+from ..results import one_line, plain, read_table
 from .document import (
     FLOP_NOTE,
     _blank,
@@ -43,7 +43,6 @@ from .document import (
     _gf,
     _num,
     _pct,
-    _plain,
     _pp,
     _prepare_out,
     _ref_name,
@@ -223,12 +222,12 @@ def _json(an: _Analysis, run_dir: Path | None, files: list[str]) -> str:
         "front": [_row_dict(r, an.dims) for _, r in an.front.iterrows()],
         "verdict": dataclasses.asdict(an.verdict),
         "importances": dataclasses.asdict(an.importances) if an.importances else None,
-        "excluded": [{**_row_dict(r, an.dims), "status": _plain(r.get("status")),
+        "excluded": [{**_row_dict(r, an.dims), "status": plain(r.get("status")),
                       "reason": str(r["reason"])} for _, r in an.excl.iterrows()],
         "notes": an.notes,
         "files": files,
     }
-    return json.dumps(_plain(data), indent=2, allow_nan=False) + "\n"
+    return json.dumps(plain(data), indent=2, allow_nan=False) + "\n"
 
 
 def write_report(

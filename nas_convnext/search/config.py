@@ -26,7 +26,7 @@ SCHEDULERS = ("asha", "none")
 
 @dataclass(frozen=True)
 class SearchConfig:
-    budget: float
+    budget: float | None               # FLOPs of the full-size design; None: no budget (roadmap)
     space: str = "convnext"
     trials: int = 22                   # searched designs, besides the reference points
     time_budget_s: float | None = None
@@ -104,7 +104,9 @@ def _check_optional_positive_int(option: str) -> Callable[[Any], None]:
     return check
 
 
-def _check_budget(value: float) -> None:
+def _check_budget(value: float | None) -> None:
+    if value is None:  # the roadmap replay: run_search refuses it for a search
+        return
     if isinstance(value, bool) or not isinstance(value, (int, float)) \
             or not (math.isfinite(value) and value > 0):
         raise ValueError(f"--budget {value!r}: expected a positive number of FLOPs, e.g. 4.5e9")

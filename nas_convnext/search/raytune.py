@@ -191,6 +191,13 @@ def init_ray(cfg: SearchConfig) -> bool:
     return True
 
 
+def shutdown_ray() -> None:
+    """Stop the Ray that `init_ray` started."""
+    import ray
+
+    ray.shutdown()
+
+
 @contextmanager
 def _keeping_sigterm_handler():
     """Keep the search's SIGTERM handler while `ray.init` runs (see `StopSignals`).

@@ -33,7 +33,7 @@ from ..results import (
     write_run_json,
     write_table,
 )
-from ..training.proxy import get_proxy
+from ..training.proxy import Proxy, get_proxy
 from . import faults, raytune
 from .config import SearchConfig, check_storage_path, config_from_run_json
 from .resume import (
@@ -53,12 +53,16 @@ from .searcher import (
 from .signals import StopSignals, signal_name
 
 
-def default_run_name(space: DesignSpace, budget: float) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{space.name}-{budget / 1e9:g}G"
+def default_run_name(space: DesignSpace, budget: float | None) -> str:
+    """The start time, the space and the budget: `20250131-120000-convnext-4.5G`."""
+    limit = f"-{budget / 1e9:g}G" if budget is not None else ""
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{space.name}{limit}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class SearchOutcome:
+    """What a finished (or stopped) run left: its folder, its table and how it ended."""
+
     run_dir: Path
     table: Any                 # pandas DataFrame
     interrupted: bool          # stopped by a signal (Ctrl-C, SIGTERM)
@@ -66,9 +70,16 @@ class SearchOutcome:
     stopped_by: str | None = None   # "SIGINT", "SIGTERM" or "time budget"; None: all done
     cut_short: int = 0              # trials recorded as cut short by the stop
     notes: tuple[str, ...] = ()     # what the user should know (a grid that ran out)
+    kind: str = "search"            # "search" or "roadmap" (see run_search)
+
+
+#: What a run trains: "search" (the two references and Optuna's proposals under a FLOP
+#: budget) or "roadmap" (exactly the paper's 17 steps, no budget, no proposals).
+KINDS = ("search", "roadmap")
 
 
 def roadmap_candidates() -> list[Candidate]:
+    """The paper's roadmap steps as the designs a roadmap replay trains, in order."""
     from ..design.roadmap import roadmap_steps
 
     out = []
@@ -80,28 +91,54 @@ def roadmap_candidates() -> list[Candidate]:
 
 def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                on_start: Callable[[Path], None] | None = None,
-               fixed: list[Candidate] | None = None) -> SearchOutcome:
-    """Run (or resume) a search; returns the run folder and its table.
+               kind: str = "search") -> SearchOutcome:
+    """Run (or resume) a search; returns the run folder, its table and how it ended.
 
-    With `fixed`, the run trains exactly those designs (the roadmap replay) and no others:
-    no reference points, no Optuna proposals.
+    `cfg`: the settings (`SearchConfig`); on a resume only its `address` is used, the rest
+    comes from the run's run.json. `resume_dir`: the folder of an interrupted run to finish,
+    or None for a new run in `cfg.results_dir / cfg.name`. `on_start`: called with the run
+    folder once it, its lock, run.json and the study exist (tests use it). `kind`: "search"
+    (Optuna's proposals and the two reference points, under `cfg.budget`) or "roadmap" (the
+    paper's 17 steps and nothing else; `cfg.budget` None); a resume takes the kind of the run.
 
-    SIGINT and SIGTERM stop it cleanly (see `StopSignals`): once run.json exists, the outcome
-    says which signal stopped the run and the table holds every trial that reported an epoch;
-    before that, the KeyboardInterrupt (or `Terminated`) propagates and nothing is left behind.
+    Everything a user can get wrong is checked before the run folder exists, and raises
+    ValueError with one line. SIGINT and SIGTERM stop the run cleanly (see `StopSignals`):
+    once run.json exists, the outcome says which signal stopped it and the table holds every
+    trial that reported an epoch; before that, the KeyboardInterrupt (or `Terminated`)
+    propagates and nothing is left behind.
     """
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
     signals = StopSignals().install()
     try:
-        return _run_search(cfg, resume_dir, on_start, fixed, signals)
+        plan = _prepare(cfg, resume_dir, kind)
+        return _execute(plan, on_start, signals)
     finally:
         signals.restore()
 
 
-def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
-                on_start: Callable[[Path], None] | None, fixed: list[Candidate] | None,
-                signals: StopSignals) -> SearchOutcome:
+@dataclass(frozen=True)
+class _Plan:
+    """A run checked and ready to start: everything decided before Ray or the folder."""
 
-    fault = faults.from_environment()
+    cfg: SearchConfig
+    kind: str
+    run_dir: Path
+    resuming: bool
+    meta: dict[str, Any] | None      # run.json of the run being resumed
+    prior: Any                       # its trials table (pandas), or None
+    space: DesignSpace
+    proxy: Proxy
+    sampler: Any
+    data: Any
+    fixed: tuple[Candidate, ...]     # trained before any proposal: references, or the steps
+    fault: str
+
+
+def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Plan:
+    """Read and check everything a run needs, in the order a user's mistakes are cheapest to
+    report: settings, space, proxy, budget, sampler, storage, name, data, resolution."""
+    meta = prior = None
     if resume_dir is not None:
         run_dir = Path(resume_dir)
         meta = read_run_json(run_dir)
@@ -111,18 +148,17 @@ def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
         note = unknown_columns_note(run_dir, prior.columns) if prior is not None else None
         if note:
             print(note, file=sys.stderr)
-    else:
-        meta, prior = None, None
+        kind = meta.get("kind", "search")
     # On a resume every setting comes from run.json: an error about one names the file.
     named = functools.partial(naming_run_json, run_dir if resume_dir is not None else None)
     with named("space"):
         space = load_space(cfg.space)
     with named("proxy"):
         proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
-    if fixed is None and (meta or {}).get("kind") == "roadmap":
-        fixed = roadmap_candidates()
-    if fixed is None:  # a roadmap replay has no budget
+    if kind == "search":  # a roadmap replay has no budget
         with named("budget"):
+            if cfg.budget is None:
+                raise ValueError("a search needs a FLOP budget (--budget, e.g. 4.5GFLOPs)")
             check_budget(space, cfg.budget, cfg.fit_width)
     with named("sampler"):
         sampler = make_sampler(cfg.sampler, cfg.seed, space)
@@ -135,14 +171,36 @@ def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
         check_run_name(name)
         run_dir = Path(cfg.results_dir) / name
         _check_free(run_dir)
-    # Everything a user can get wrong is checked before the run folder exists.
     with named("dataset"):
         data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
-    refs = reference_candidates(cfg.budget) if fixed is None else list(fixed)
+    fixed = roadmap_candidates() if kind == "roadmap" else reference_candidates(cfg.budget)
     with named("proxy"):
-        for cand in refs:
+        for cand in fixed:
             check_resolution(cand.arch, proxy.resolution)
-    faults.at(fault, "ray-init")
+    return _Plan(cfg, kind, run_dir, resume_dir is not None, meta, prior, space, proxy, sampler,
+                 data, tuple(fixed), faults.from_environment())
+
+
+def _run_info(plan: _Plan) -> dict[str, Any]:
+    """run.json as the run starts (how it ended is added at the end)."""
+    cfg, meta = plan.cfg, plan.meta or {}
+    return {"kind": plan.kind, "command": command_line(), "config": cfg.to_dict(),
+            "space": {"name": plan.space.name, "source": plan.space.source,
+                      "dimensions": {k: [str(v) for v in vals]
+                                     for k, vals in plan.space.dimensions.items()}},
+            "budget_flops": cfg.budget, "proxy": plan.proxy.to_dict(), "seed": cfg.seed,
+            "versions": package_versions(), "machine": machine_info(),
+            "references": [c.reference for c in plan.fixed],
+            "optuna_storage": STUDY_FILE,
+            "started": meta.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
+            "resumed": (meta.get("resumed", 0) + 1) if plan.meta else 0}
+
+
+def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
+             signals: StopSignals) -> SearchOutcome:
+    """Start Ray, make the run folder (with its lock and run.json), train, write the end."""
+    cfg, run_dir = plan.cfg, plan.run_dir
+    faults.at(plan.fault, "ray-init")
     started_ray, lock, created = False, None, False
     try:
         with signals.deferred():
@@ -150,73 +208,77 @@ def _run_search(cfg: SearchConfig, resume_dir: str | Path | None,
         signals.install()  # again: Ray may have put its own SIGTERM handler in place
         raytune.check_resources(cfg)
         rows: list[dict[str, Any]] = []
-        if prior is not None:  # errors and trials cut short are trained again
-            kept = prior[prior["status"] != "error"]
+        if plan.prior is not None:  # errors and trials cut short are trained again
+            kept = plan.prior[plan.prior["status"] != "error"]
             rows = [r for r in map(restore_row, kept.to_dict("records")) if not is_cut_short(r)]
-        run_info = {"kind": "search" if fixed is None else "roadmap",
-                    "command": command_line(), "config": cfg.to_dict(),
-                    "space": {"name": space.name, "source": space.source,
-                              "dimensions": {k: [str(v) for v in vals]
-                                             for k, vals in space.dimensions.items()}},
-                    "budget_flops": cfg.budget, "proxy": proxy.to_dict(), "seed": cfg.seed,
-                    "versions": package_versions(), "machine": machine_info(),
-                    "references": [c.reference for c in refs],
-                    "optuna_storage": STUDY_FILE,
-                    "started": (meta or {}).get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
-                    "resumed": ((meta or {}).get("resumed", 0) + 1) if meta else 0}
+        run_info = _run_info(plan)
         end = raytune.TuneEnd()
         try:
             # The folder, its lock and run.json come into being together: a run folder is
             # either absent or holds run.json, whatever moment a signal comes.
             with signals.deferred():
                 created = not run_dir.exists()
-                lock = _take_folder(run_dir, resume_dir is not None)
-                faults.at(fault, "run-folder")
-                try:
-                    write_run_json(run_dir, run_info)
-                    if prior is not None:
-                        write_table(run_dir, rows)
-                except OSError as exc:
-                    raise write_failure(run_dir, exc) from None
-            faults.at(fault, "study")
-            with signals.deferred():
-                study = open_study(run_dir, sampler)
-            pending, done, proposed = work_left(study, rows, refs)
-            if on_start is not None:
-                on_start(run_dir)
-            remaining = len(pending) + max(0, cfg.trials - proposed)
-            if remaining > 0:
-                end = raytune.run_trials(cfg, proxy, space, study, data, run_dir, rows, pending, done,
-                            proposed, fault, signals)
+                lock = _take_folder(run_dir, plan.resuming)
+                faults.at(plan.fault, "run-folder")
+                _write_start(run_dir, run_info, rows if plan.prior is not None else None)
+            end = _train(plan, rows, on_start, signals)
         except KeyboardInterrupt as exc:  # before or after the trials ran: none was cut
             end = dataclasses.replace(end, stopped_by=signal_name(exc))
         with signals.deferred():
-            try:
-                table = write_table(run_dir, rows)
-                run_info["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-                run_info["interrupted"] = end.stopped_by in ("SIGINT", "SIGTERM")
-                run_info["stopped_by"] = end.stopped_by
-                run_info["cut_short"] = end.cut
-                if end.exhausted:
-                    run_info["space_exhausted"] = True
-                write_run_json(run_dir, run_info)
-            except OSError as exc:
-                raise write_failure(run_dir, exc) from None
+            table = _write_end(run_dir, run_info, rows, end)
     finally:
         if lock is not None:
             lock.release()
         if created and not (run_dir / RUN_JSON).exists():
             _remove_if_empty(run_dir)
         if started_ray:
-            import ray
+            raytune.shutdown_ray()
+    notes = (_exhausted_note(cfg, plan.space, table),) if end.exhausted else ()
+    return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"),
+                         f"nas-convnext search --resume {run_dir}", end.stopped_by, end.cut,
+                         notes, plan.kind)
 
-            ray.shutdown()
-    resume = f"nas-convnext search --resume {run_dir}"
-    notes = ()
-    if end.exhausted:
-        notes = (_exhausted_note(cfg, space, table),)
-    return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"), resume,
-                         end.stopped_by, end.cut, notes)
+
+def _write_start(run_dir: Path, run_info: dict[str, Any],
+                 rows: list[dict[str, Any]] | None) -> None:
+    """run.json as the run starts, then the table a resume keeps (when `rows` is given)."""
+    try:
+        write_run_json(run_dir, run_info)
+        if rows is not None:
+            write_table(run_dir, rows)
+    except OSError as exc:
+        raise write_failure(run_dir, exc) from None
+
+
+def _write_end(run_dir: Path, run_info: dict[str, Any], rows: list[dict[str, Any]],
+               end: "raytune.TuneEnd"):
+    """The final table (returned), then run.json with how the run ended."""
+    try:
+        table = write_table(run_dir, rows)
+        run_info.update({"finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                         "interrupted": end.stopped_by in ("SIGINT", "SIGTERM"),
+                         "stopped_by": end.stopped_by, "cut_short": end.cut})
+        if end.exhausted:
+            run_info["space_exhausted"] = True
+        write_run_json(run_dir, run_info)
+        return table
+    except OSError as exc:
+        raise write_failure(run_dir, exc) from None
+
+
+def _train(plan: _Plan, rows: list[dict[str, Any]], on_start: Callable[[Path], None] | None,
+           signals: StopSignals):
+    """Open the study, work out what is left to train and hand it to Ray Tune."""
+    faults.at(plan.fault, "study")
+    with signals.deferred():
+        study = open_study(plan.run_dir, plan.sampler)
+    pending, done, proposed = work_left(study, rows, list(plan.fixed))
+    if on_start is not None:
+        on_start(plan.run_dir)
+    if len(pending) + max(0, plan.cfg.trials - proposed) <= 0:
+        return raytune.TuneEnd()
+    return raytune.run_trials(plan.cfg, plan.proxy, plan.space, study, plan.data, plan.run_dir,
+                              rows, pending, done, proposed, plan.fault, signals)
 
 
 def _exhausted_note(cfg: SearchConfig, space: DesignSpace, table) -> str:

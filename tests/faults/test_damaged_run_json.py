@@ -49,7 +49,8 @@ def _good_run_json(results: str) -> dict:
 
 
 def _allows_none(field: str) -> bool:
-    return type(None) in typing.get_args(HINTS[field])
+    # A null budget belongs to a roadmap replay only; these run.json files are a search's.
+    return field != "budget" and type(None) in typing.get_args(HINTS[field])
 
 
 def _wrong_values(field: str) -> list:
@@ -243,3 +244,16 @@ def test_a_whole_study_db_is_accepted(tmp_path, capsys, stop_at_ray):
     code, err = _resume(run_dir, capsys)
     assert code is None, err
     assert len(stop_at_ray) == 1 and stop_at_ray[0].space == "small"
+
+
+def test_a_roadmap_replay_has_no_budget(tmp_path, capsys, stop_at_ray):
+    """run.json of a roadmap replay holds a null budget: a resume accepts it as it is."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    data = _good_run_json(str(tmp_path))
+    data["kind"], data["config"]["budget"], data["config"]["trials"] = "roadmap", None, 0
+    (run_dir / "run.json").write_text(json.dumps(data))
+    code, err = _resume(run_dir, capsys)
+    assert code is None, err
+    assert stop_at_ray[-1].budget is None and stop_at_ray[-1].trials == 0
+

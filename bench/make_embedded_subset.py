@@ -103,7 +103,7 @@ def build(source: Path, target: Path) -> dict[str, str]:
     for split in ("train", "test"):  # this order is part of the recipe (one rng stream)
         x, y = arrays[split]
         keep = draw(y, PER_CLASS[split], rng)
-        for name, arr in zip(FILES[split], (x[keep], y[keep].astype(np.uint8))):
+        for name, arr in zip(FILES[split], (x[keep], y[keep].astype(np.uint8)), strict=True):
             blob = idx_gz_bytes(arr)
             (target / name).write_bytes(blob)
             digests[name] = hashlib.sha256(blob).hexdigest()
@@ -119,21 +119,21 @@ def notice(digests: dict[str, str], source_digests: dict[str, str]) -> str:
         "Fashion-MNIST subset embedded in nas-convnext",
         "=============================================",
         "",
-        f"{n_train:,} training and {n_test:,} test images (28x28 greyscale, 10 classes, "
-        f"{PER_CLASS['train']:,} and {PER_CLASS['test']:,} per class) of Fashion-MNIST by "
-        "Han Xiao, Kashif Rasul and Roland Vollgraf (Zalando Research),",
+        (f"{n_train:,} training and {n_test:,} test images (28x28 greyscale, 10 classes, "
+         f"{PER_CLASS['train']:,} and {PER_CLASS['test']:,} per class) of Fashion-MNIST by "
+         "Han Xiao, Kashif Rasul and Roland Vollgraf (Zalando Research),"),
         "https://github.com/zalandoresearch/fashion-mnist, distributed under the MIT licence below.",
         "",
-        "Source: the full IDX files of Debian's package dataset-fashion-mnist "
-        "(0.0~git20200523.55506a9-1), /usr/share/datasets/fashion-mnist/:",
+        ("Source: the full IDX files of Debian's package dataset-fashion-mnist "
+         "(0.0~git20200523.55506a9-1), /usr/share/datasets/fashion-mnist/:"),
         *[f"  sha256 {d}  {n}" for n, d in source_digests.items()],
         "",
-        "How the subset was drawn (bench/make_embedded_subset.py, deterministic): per class 0..9 "
-        f"in order, with one numpy.random.default_rng({SEED}) stream used first for the training "
-        "set and then for the test set, rng.permutation of that class's indices and its first "
-        f"{PER_CLASS['train']:,} (training) or {PER_CLASS['test']:,} (test) entries; the chosen "
-        "indices are sorted, so images keep their original order. Written as IDX files, gzip "
-        "level 9, mtime 0.",
+        ("How the subset was drawn (bench/make_embedded_subset.py, deterministic): per class 0..9 "
+         f"in order, with one numpy.random.default_rng({SEED}) stream used first for the training "
+         "set and then for the test set, rng.permutation of that class's indices and its first "
+         f"{PER_CLASS['train']:,} (training) or {PER_CLASS['test']:,} (test) entries; the chosen "
+         "indices are sorted, so images keep their original order. Written as IDX files, gzip "
+         "level 9, mtime 0."),
         "",
         "Files (sha256):",
         *[f"  {d}  {n}" for n, d in digests.items()],

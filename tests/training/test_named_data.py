@@ -69,7 +69,7 @@ def idx_set(seed: int, *, n_train: int = 20, n_val: int = 10, classes: int = 10)
         "val_x": rng.integers(0, 256, (n_val, 28, 28), dtype=np.uint8),
         "val_y": (np.arange(n_val) % classes).astype(np.uint8),
     }
-    files = dict(zip(IDX_NAMES, (idx_bytes(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y"))))
+    files = dict(zip(IDX_NAMES, (idx_bytes(arrays[k]) for k in ("train_x", "train_y", "val_x", "val_y")), strict=True))
     return files, arrays
 
 
@@ -117,7 +117,7 @@ def test_lookup_order_data_dir_cache_debian_download_embedded(server, tmp_path):
     debian = tmp_path / "debian"
     write_files(debian / "fashion-mnist", sets["debian"][0])
     remote = serve(server, sets["server"][0])
-    kw = dict(cache_dir=cache_root, urls=remote, debian_root=debian)
+    kw = {"cache_dir": cache_root, "urls": remote, "debian_root": debian}
 
     ds = load_named("fashion-mnist", data_dir, **kw)
     assert ds.source == f"--data-dir {data_dir}" and same_images(ds, sets["data-dir"][1])
@@ -322,7 +322,7 @@ def test_embedded_subset_has_the_stated_sizes_balance_and_checksums(tmp_path):
     on_disk = {n: hashlib.sha256((EMBEDDED_DIR / n).read_bytes()).hexdigest() for n in IDX_NAMES}
     assert on_disk == EMBEDDED_SHA256
     notice = (EMBEDDED_DIR / "NOTICE").read_text(encoding="utf-8")
-    listed = dict((m.group(2), m.group(1)) for m in re.finditer(r"^  ([0-9a-f]{64})  (\S+)$", notice, re.M))
+    listed = {m.group(2): m.group(1) for m in re.finditer(r"^  ([0-9a-f]{64})  (\S+)$", notice, re.MULTILINE)}
     assert listed == EMBEDDED_SHA256
     assert "MIT License" in notice and "Zalando SE" in notice and "default_rng(0)" in notice
     total = sum((EMBEDDED_DIR / n).stat().st_size for n in IDX_NAMES)

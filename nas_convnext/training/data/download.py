@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import tempfile
 import time
 import urllib.error
@@ -28,7 +27,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 __all__ = ["Checksum", "DownloadError", "download"]
 
@@ -91,7 +90,7 @@ class DownloadError(ValueError):
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects only to http(s): never to ftp:// or file:// wherever a server points."""
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's API
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
         scheme = urllib.parse.urlsplit(newurl).scheme.lower()
         if scheme not in ("http", "https"):
             raise DownloadError(
@@ -174,7 +173,7 @@ def download(
     return dest
 
 
-def _fetch(url: str, out, *, max_bytes: int, timeout: float, deadline: float | None,  # noqa: ANN001
+def _fetch(url: str, out: BinaryIO, *, max_bytes: int, timeout: float, deadline: float | None,
            algorithm: str) -> str:
     """Stream ``url`` into ``out``; return the hex digest of what was written."""
     started = time.monotonic()
@@ -220,8 +219,7 @@ def _fetch(url: str, out, *, max_bytes: int, timeout: float, deadline: float | N
                 )
             try:
                 chunk = response.read(_CHUNK)
-            except (http.client.IncompleteRead, ConnectionError, socket.timeout, OSError,
-                    http.client.HTTPException) as exc:
+            except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, IncompleteRead
                 raise DownloadError(
                     f"download of {url} was cut after {received:,}"
                     f"{f' of {length:,}' if length is not None else ''} bytes "

@@ -33,9 +33,10 @@ import tarfile
 import tempfile
 import warnings
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Sequence
+from typing import Any
 
 from nas_convnext.data import CACHE_ENV_VAR, Dataset, default_cache_dir, load_dataset
 from nas_convnext.training.data.download import Checksum, DownloadError, download
@@ -109,7 +110,7 @@ def _idx_remote(mirrors: Sequence[str], md5s: Sequence[str], image_max: int) -> 
     return tuple(
         RemoteFile(f"{base}.gz", tuple(m + f"{base}.gz" for m in mirrors), f"md5:{md5}",
                    image_max if "images" in base else 1_000_000)
-        for base, md5 in zip(_IDX_BASES, md5s)
+        for base, md5 in zip(_IDX_BASES, md5s, strict=True)
     )
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import pickle
 import re
 import struct
 import tarfile
+import time
 import warnings
 from pathlib import Path
 
@@ -164,6 +166,23 @@ def test_a_partial_cache_downloads_only_the_missing_files(server, tmp_path):
     ds = load_named("mnist", cache_dir=cache_root, urls=remote, debian_root=None)
     assert sorted(server.requests) == sorted(f"/ds/{n}" for n in IDX_NAMES[2:])
     assert ds.source.startswith("downloaded from ") and same_images(ds, arrays)
+
+
+def test_leftovers_of_killed_downloads_are_swept_when_old(server, tmp_path):
+    files, _ = idx_set(6)
+    folder = tmp_path / "cache" / "mnist"
+    folder.mkdir(parents=True)
+    old_part, new_part = folder / f".{IDX_NAMES[0]}.abc.part", folder / f".{IDX_NAMES[0]}.def.part"
+    old_unpack = folder / ".unpack-xyz"
+    for p in (old_part, new_part):
+        p.write_bytes(b"half a file")
+    old_unpack.mkdir()
+    (old_unpack / "data_batch_1").write_bytes(b"x")
+    two_days_ago = time.time() - 2 * 86_400
+    for p in (old_part, old_unpack):
+        os.utime(p, (two_days_ago, two_days_ago))
+    load_named("mnist", cache_dir=tmp_path / "cache", urls=serve(server, files), debian_root=None)
+    assert visible(folder) == sorted([new_part.name, *IDX_NAMES])  # a fresh one may be a parallel run's
 
 
 def test_mirrors_are_tried_in_order(server, tmp_path):

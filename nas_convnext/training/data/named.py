@@ -29,8 +29,10 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
+import time
 import warnings
 import zlib
 from collections.abc import Sequence
@@ -79,6 +81,7 @@ _CLASSES = {"fashion-mnist": 10, "mnist": 10, "cifar10": 10, "cifar100": 100}
 # Extracted CIFAR archives: cifar-10 unpacks to about 178 MB, cifar-100 to about 161 MB.
 _MAX_EXTRACTED = 400_000_000
 _MAX_MEMBERS = 1_000
+_STALE_AFTER_S = 86_400.0  # leftovers of killed downloads older than this are removed
 _CONNECT_TIMEOUT = 10.0  # seconds: an offline machine that drops packets costs this once a run
 
 
@@ -361,6 +364,7 @@ def _download_into(name: str, folder: Path, remote: Sequence[RemoteFile], *, tim
     """
     if not remote:
         raise DownloadError(f"no download address is known for dataset {name!r}", url="")
+    _sweep_stale(folder)
     used: list[str] = []
     for item in remote:
         if name in _CIFAR_LAYOUT:
@@ -382,6 +386,29 @@ def _download_into(name: str, folder: Path, remote: Sequence[RemoteFile], *, tim
         if name in _CIFAR_LAYOUT:
             _unpack_cifar(name, folder / item.filename, folder)
     return used
+
+
+def _sweep_stale(folder: Path) -> None:
+    """Remove what killed downloads left: hidden ``.part`` files and ``.unpack-`` folders.
+
+    A download removes its temporary file on every failure Python sees; only a process killed
+    outright (SIGKILL, power loss) leaves one, and it is never read. Only those older than a
+    day go, so a download running in parallel (another Ray worker) keeps its own.
+    """
+    if not folder.is_dir():
+        return
+    cutoff = time.time() - _STALE_AFTER_S
+    for entry in folder.iterdir():
+        try:
+            info = entry.lstat()
+            if info.st_mtime >= cutoff or not entry.name.startswith("."):
+                continue
+            if entry.name.endswith(".part") and stat.S_ISREG(info.st_mode):
+                entry.unlink()
+            elif entry.name.startswith(".unpack-") and stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue  # another process got there first, or it is not ours to remove
 
 
 def _unpack_cifar(name: str, archive: Path, folder: Path) -> None:

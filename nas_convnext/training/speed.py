@@ -165,11 +165,11 @@ def agree(a: Speed, b: Speed) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+def cpu_model(cpuinfo: Path | None = None) -> str:
     """The CPU's model name from /proc/cpuinfo (x86 `model name`, ARM `Model`/`Hardware`),
-    else what `platform` knows, else 'unknown CPU'."""
+    else what `platform` knows, else 'unknown CPU'. cpuinfo: another file to read (tests)."""
     try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as fh:
+        with open(cpuinfo or CPUINFO, encoding="utf-8", errors="replace") as fh:
             text = fh.read(1 << 20)  # /proc files report size 0: read a bounded amount
     except OSError:
         text = ""
@@ -181,7 +181,7 @@ def cpu_model(cpuinfo: Path = CPUINFO) -> str:
 
 
 def device_key(device: str | torch.device | None = None, threads: int | None = None,
-               cpuinfo: Path = CPUINFO) -> str:
+               cpuinfo: Path | None = None) -> str:
     """The kind of machine a speed was measured on: speeds compare only within one key.
 
     device: 'cpu', 'cuda', 'cuda:1' ... (default: CUDA when available, else the CPU).

@@ -1,7 +1,7 @@
 """Measured speed: the repeat rule and its statistics, the cache per device key, bad input.
 
 Real measurements use a tiny design at 32x32 so each takes a fraction of a second; the repeat
-rule and the median/MAD are checked on a fake network that spends known times on a fake clock.
+rule and the median/IQR are checked on a fake network that spends known times on a fake clock.
 """
 from __future__ import annotations
 
@@ -59,14 +59,14 @@ def fake_measure(monkeypatch, durations, **kwargs) -> tuple[sp.Speed, SlowNet]:
 # ------------------------------------------------------------------ repeat rule and statistics
 
 
-def test_median_and_mad_of_the_timed_calls_after_warmup(monkeypatch):
+def test_median_and_iqr_of_the_timed_calls_after_warmup(monkeypatch):
     # warm-up 100 s (not counted); latency calls 1,2,3,4,10 s; batch-4 calls 2,2,4,1,1 s.
     durations = [100, 1, 2, 3, 4, 10, 100, 2, 2, 4, 1, 1]
     s, net = fake_measure(monkeypatch, durations, batch=4, warmup=1, budget_s=0,
                           min_repeats=5, max_repeats=5)
     assert net.durations == []
-    assert s.latency_ms == 3000 and s.latency_ms_spread == 1000   # |-2,-1,0,1,7| -> 1 s
-    assert s.throughput == 2 and s.throughput_spread == 1         # 4/t = 2,2,1,4,4
+    assert s.latency_ms == 3000 and s.latency_ms_spread == 2000   # quartiles 2 s and 4 s
+    assert s.throughput == 2 and s.throughput_spread == 2         # 4/t: 1,2,2,4,4
     assert (s.repeats, s.throughput_repeats, s.batch, s.resolution) == (5, 5, 4, 32)
     assert s.seconds == sum(durations)
     assert s.dtype == "float32" and s.speed_device == sp.device_key("cpu")

@@ -34,16 +34,17 @@ import platform
 import re
 import time
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import stats
 
-from nas_convnext.analysis import rank_agreement
+from nas_convnext.analysis import RankAgreement, rank_agreement
 from nas_convnext.arch import Arch
 from nas_convnext.build import build_model
 from nas_convnext.complexity import complexity
@@ -98,10 +99,8 @@ class Speed:
                 _check_figure(name, value, zero=name.endswith("spread"))
             elif value is not None:
                 raise ValueError(f"{name} {value!r} given without a batch; expected None")
-        check_batch(self.batch, allow_none=True)
-        _check_int("resolution", self.resolution)
-        _check_int("threads", self.threads)
-        _check_int("repeats", self.repeats)
+        for name in ("resolution", "threads", "repeats") + (("batch",) if measured else ()):
+            _check_int(name, getattr(self, name))
         _check_int("throughput_repeats", self.throughput_repeats, zero=not measured)
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype {self.dtype!r} is not one of {sorted(DTYPES)}")
@@ -118,7 +117,7 @@ class Speed:
         return row
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Speed":
+    def from_dict(cls, data: Any) -> Speed:
         """The inverse of `dataclasses.asdict`, refusing (ValueError) anything else."""
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(data, dict) or set(data) != names:
@@ -142,13 +141,6 @@ def _check_int(name: str, value: Any, zero: bool = False) -> int:
     return value
 
 
-def check_batch(batch: Any, allow_none: bool = False) -> int | None:
-    """`batch` as given if it is a positive integer (or None where allowed); else ValueError."""
-    if batch is None and allow_none:
-        return None
-    return _check_int("batch", batch)
-
-
 def agree(a: Speed, b: Speed) -> bool:
     """Whether two measurements agree: medians within the sum of their IQRs, per figure.
 
@@ -165,9 +157,7 @@ def agree(a: Speed, b: Speed) -> bool:
     return all(abs(m1 - m2) <= s1 + s2 for m1, s1, m2, s2 in pairs)
 
 
-# --------------------------------------------------------------------------------------------
-# Device key
-# --------------------------------------------------------------------------------------------
+# ---- Device key
 
 
 def cpu_model(cpuinfo: Path | None = None) -> str:
@@ -179,7 +169,7 @@ def cpu_model(cpuinfo: Path | None = None) -> str:
     except OSError:
         text = ""
     for field in ("model name", "Model", "Hardware", "cpu model", "cpu"):
-        match = re.search(rf"^{field}\s*:\s*(\S.*)$", text, re.M)
+        match = re.search(rf"^{field}\s*:\s*(\S.*)$", text, re.MULTILINE)
         if match:
             return " ".join(match.group(1).split())[:200]
     return platform.processor() or platform.machine() or "unknown CPU"
@@ -200,9 +190,7 @@ def device_key(device: str | torch.device | None = None, threads: int | None = N
     return f"cpu: {cpu_model(cpuinfo)}, {n} thread{'' if n == 1 else 's'}"
 
 
-# --------------------------------------------------------------------------------------------
-# Measuring
-# --------------------------------------------------------------------------------------------
+# ---- Measuring
 
 
 def _timed_calls(call: Callable[[], Any], sync: Callable[[], None], warmup: int,
@@ -249,8 +237,9 @@ def _resolve(device: str | torch.device | None, dtype: str | None) -> tuple[torc
 
 def _check_request(arch: Arch, batch: Any, resolution: Any) -> None:
     if not isinstance(arch, Arch):
-        raise ValueError(f"design {arch!r} is not a design (nas_convnext Arch)")
-    check_batch(batch, allow_none=True)
+        raise TypeError(f"design {arch!r} is not a design (nas_convnext Arch)")
+    if batch is not None:
+        _check_int("batch", batch)
     _check_int("resolution", resolution)
     check_resolution(arch, resolution)
 
@@ -295,39 +284,45 @@ def measure_speed(arch: Arch, *, batch: int | None = DEFAULT_BATCH,
     try:
         if threads is not None and dev.type == "cpu":
             torch.set_num_threads(_check_int("threads", threads))
-        key = device_key(dev)
+        key, used_threads = device_key(dev), torch.get_num_threads()
         t_start = timer()
-        model = _model(arch, dev, DTYPES[dtype_name])
-        sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-        gen = torch.Generator().manual_seed(0)
-        layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
-        figures = {}
-        with torch.inference_mode():
-            for n in (1, batch) if batch is not None else (1,):
-                x = torch.randn(n, 3, resolution, resolution, generator=gen).to(
-                    device=dev, dtype=DTYPES[dtype_name], memory_format=layout)
-                figures[n] = _timed_calls(lambda: model(x), sync, warmup, budget_s,
-                                          min_repeats, max_repeats, timer)
-                del x
-        del model
+        sizes = (1,) if batch is None else (1, batch)
+        rule = (warmup, budget_s, min_repeats, max_repeats, timer)
+        times = _time_sizes(_model(arch, dev, DTYPES[dtype_name]), dev, DTYPES[dtype_name],
+                            sizes, resolution, rule)
         seconds = timer() - t_start
-        used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(old_threads)
-    lat, lat_iqr = _median_iqr([t * 1000 for t in figures[1]])
+        if dev.type == "cuda":  # hand the network's memory back to the trial that runs next
+            torch.cuda.empty_cache()
+    lat, lat_iqr = _median_iqr([t * 1000 for t in times[0]])
     thr = thr_iqr = None
     if batch is not None:
-        thr, thr_iqr = _median_iqr([batch / t for t in figures[batch]])
+        thr, thr_iqr = _median_iqr([batch / t for t in times[1]])
     return Speed(latency_ms=lat, latency_ms_spread=lat_iqr, throughput=thr,
                  throughput_spread=thr_iqr, speed_device=key, batch=batch,
                  resolution=resolution, dtype=dtype_name, threads=used_threads,
-                 repeats=len(figures[1]), throughput_repeats=len(figures.get(batch, ())),
+                 repeats=len(times[0]), throughput_repeats=len(times[1]) if batch else 0,
                  seconds=max(0.0, seconds), torch_version=torch.__version__)
 
 
-# --------------------------------------------------------------------------------------------
-# Cache
-# --------------------------------------------------------------------------------------------
+def _time_sizes(model: torch.nn.Module, dev: torch.device, dtype: torch.dtype,
+                sizes: tuple[int, ...], resolution: int, rule: tuple) -> list[list[float]]:
+    """The timed calls' seconds per batch size; inputs channels-last on CUDA (as its kernels
+    want), the layout the network trains in on the CPU."""
+    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    gen = torch.Generator().manual_seed(0)
+    layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    out = []
+    with torch.inference_mode():
+        for n in sizes:
+            x = torch.randn(n, 3, resolution, resolution, generator=gen).to(
+                device=dev, dtype=dtype, memory_format=layout)
+            out.append(_timed_calls(lambda x=x: model(x), sync, *rule))
+    return out
+
+
+# ---- Cache
 
 
 def cache_path(arch: Arch, key: str, batch: int | None, resolution: int, dtype: str,
@@ -399,56 +394,45 @@ def cached_speed(arch: Arch, *, batch: int | None = DEFAULT_BATCH,
     return speed
 
 
-# --------------------------------------------------------------------------------------------
-# Parsing budgets and rank agreement
-# --------------------------------------------------------------------------------------------
+# ---- Parsing budgets and rank agreement
 
-_NUMBER = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]{1,3}))?"
-_LATENCY_UNITS = {"": 1.0, "ms": 1.0, "s": 1000.0, "us": 1e-3, "µs": 1e-3}
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?"
 
 
-def _number(text: str, pattern: str) -> tuple[float, str] | None:
-    match = re.fullmatch(rf"\s*{_NUMBER}\s*{pattern}\s*", text)
-    if not match:
-        return None
-    value = float(match.group(1) + (f"e{match.group(2)}" if match.group(2) else ""))
-    return value, match.group(3) or ""
+def _positive(text: Any, what: str, units: dict[str, float], example: str) -> float:
+    alternatives = "|".join(re.escape(u) for u in units if u)
+    match = (None if isinstance(text, bool)
+             else re.fullmatch(rf"\s*({_NUMBER})\s*({alternatives})?\s*", str(text)))
+    value = float(match.group(1)) * units[match.group(2) or ""] if match else math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} {text!r} is not allowed: expected a positive number{example}")
+    return value
 
 
-def parse_latency_ms(text: str | float | int) -> float:
+def parse_latency_ms(text: str | float) -> float:
     """A latency bound in milliseconds from '30ms', '0.03s', '500us' or a bare number (ms)."""
-    found = _number(str(text), r"(ms|s|us|µs)?") if not isinstance(text, bool) else None
-    if found is None or not math.isfinite(found[0]) or found[0] <= 0:
-        raise ValueError(f"latency {text!r} is not a time: give a positive number with ms, s "
-                         "or us, e.g. 30ms or 0.03s")
-    return found[0] * _LATENCY_UNITS[found[1]]
+    return _positive(text, "latency", {"": 1.0, "ms": 1.0, "s": 1e3, "us": 1e-3, "µs": 1e-3},
+                     " with ms, s or us, e.g. 30ms or 0.03s")
 
 
-def parse_throughput(text: str | float | int) -> float:
+def parse_throughput(text: str | float) -> float:
     """A throughput bound in images per second from '200', '200/s' or '200img/s'."""
-    found = _number(str(text), r"((?:img|images)?/s)?") if not isinstance(text, bool) else None
-    if found is None or not math.isfinite(found[0]) or found[0] <= 0:
-        raise ValueError(f"throughput {text!r} is not a rate: give a positive number of "
-                         "images per second, e.g. 200 or 200/s")
-    return found[0]
+    return _positive(text, "throughput", {"": 1.0, "/s": 1.0, "img/s": 1.0, "images/s": 1.0},
+                     " of images per second, e.g. 200 or 200/s")
 
 
 @dataclass(frozen=True)
 class FlopsTimeAgreement:
     """How well FLOPs order designs by measured time on one device: Kendall tau-b and
-    Spearman rho with their p-values and percentile-bootstrap intervals, over n designs."""
+    Spearman rho over n designs with their p-values (`agreement`), and paired
+    percentile-bootstrap intervals (`tau_ci`, `rho_ci`) at `level` from `n_boot` resamples.
+    time: the column compared ('latency_ms', or 'throughput' as ms per image)."""
 
     device: str
     time: str
-    n: int
-    tau: float
-    tau_lo: float
-    tau_hi: float
-    tau_p: float
-    rho: float
-    rho_lo: float
-    rho_hi: float
-    rho_p: float
+    agreement: RankAgreement
+    tau_ci: tuple[float, float]
+    rho_ci: tuple[float, float]
     level: float
     n_boot: int
 
@@ -488,15 +472,13 @@ def rank_agreement_flops_time(rows: Iterable[Mapping[str, Any]] | pd.DataFrame, 
                          "compare only within one; pass device=")
     chosen = device if device is not None else (devices[0] if devices else "")
     point = rank_agreement(flops[ok], time_ms[ok])
-    lo_hi = _bootstrap(flops[ok], time_ms[ok], n_boot, seed, level)
-    return FlopsTimeAgreement(chosen, column, point.n, point.tau, lo_hi[0][0], lo_hi[1][0],
-                              point.tau_p, point.rho, lo_hi[0][1], lo_hi[1][1], point.rho_p,
-                              level, n_boot)
+    tau_ci, rho_ci = _bootstrap(flops[ok], time_ms[ok], n_boot, seed, level)
+    return FlopsTimeAgreement(chosen, column, point, tau_ci, rho_ci, level, n_boot)
 
 
 def _bootstrap(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
                level: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Paired percentile-bootstrap (low, high) of (tau, rho); NaN below 4 pairs."""
+    """Paired percentile-bootstrap (low, high) of tau and of rho; NaN below 4 pairs."""
     if x.size < 4:
         return (math.nan, math.nan), (math.nan, math.nan)
 
@@ -513,4 +495,4 @@ def _bootstrap(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
         dist = res.bootstrap_distribution
         lo = np.nanquantile(dist, (1 - level) / 2, axis=1)
         hi = np.nanquantile(dist, (1 + level) / 2, axis=1)
-    return (float(lo[0]), float(lo[1])), (float(hi[0]), float(hi[1]))
+    return (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))

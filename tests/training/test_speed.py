@@ -72,6 +72,12 @@ def test_median_and_iqr_of_the_timed_calls_after_warmup(monkeypatch):
     assert s.dtype == "float32" and s.speed_device == sp.device_key("cpu")
 
 
+def test_throughput_at_batch_1_is_timed_apart_from_latency(monkeypatch):
+    s, net = fake_measure(monkeypatch, [1, 1, 1, 4, 4, 4], batch=1, warmup=0, budget_s=0,
+                          min_repeats=3, max_repeats=3)
+    assert (s.latency_ms, s.throughput, s.repeats, s.throughput_repeats) == (1000, 0.25, 3, 3)
+
+
 @pytest.mark.parametrize("budget_s, min_repeats, max_repeats, expected", [
     (3.5, 2, 50, 4),    # the budget ends it: 4 calls of 1 s pass 3.5 s
     (3.5, 6, 50, 6),    # at least min_repeats, whatever the budget
@@ -90,8 +96,8 @@ def test_repeats_stop_at_budget_or_cap(monkeypatch, budget_s, min_repeats, max_r
 
 
 def test_a_design_measured_twice_agrees_within_the_stated_spread():
-    kw = dict(batch=4, resolution=32, device="cpu", threads=1, budget_s=0.15, min_repeats=15,
-              max_repeats=200)
+    kw = {"batch": 4, "resolution": 32, "device": "cpu", "threads": 1, "budget_s": 0.15,
+          "min_repeats": 15, "max_repeats": 200}
     a = sp.measure_speed(TINY, **kw)
     b = sp.measure_speed(TINY, **kw)
     assert a.repeats >= 15 and a.throughput_repeats >= 15
@@ -247,24 +253,25 @@ def rows(times, device="cpu: X, 1 thread", column="latency_ms"):
 
 def test_rank_agreement_of_flops_and_time():
     same = sp.rank_agreement_flops_time(rows([1, 2, 3, 4, 5, 6]), n_boot=200)
-    assert (same.n, same.tau, same.rho) == (6, pytest.approx(1), pytest.approx(1))
+    a = same.agreement
+    assert (a.n, a.tau, a.rho) == (6, pytest.approx(1), pytest.approx(1))
     # Every resample of a perfect ordering is perfectly ordered: the interval is the point.
-    assert (same.tau_lo, same.tau_hi) == (pytest.approx(1), pytest.approx(1))
-    assert same.device == "cpu: X, 1 thread"
+    assert same.tau_ci == (pytest.approx(1), pytest.approx(1))
+    assert same.device == "cpu: X, 1 thread" and same.time == "latency_ms"
     noisy = sp.rank_agreement_flops_time(rows([1, 3, 2, 5, 4, 7, 6, 9, 8, 10, 12, 11]), n_boot=500)
-    assert -1 <= noisy.tau_lo < noisy.tau < noisy.tau_hi <= 1 + 1e-12
-    assert noisy.rho_lo < noisy.rho < noisy.rho_hi and noisy.level == 0.95
-    reverse = sp.rank_agreement_flops_time(rows([6, 5, 4, 3, 2, 1]), n_boot=200)
+    assert -1 <= noisy.tau_ci[0] < noisy.agreement.tau < noisy.tau_ci[1] <= 1 + 1e-12
+    assert noisy.rho_ci[0] < noisy.agreement.rho < noisy.rho_ci[1] and noisy.level == 0.95
+    reverse = sp.rank_agreement_flops_time(rows([6, 5, 4, 3, 2, 1]), n_boot=200).agreement
     assert reverse.tau == pytest.approx(-1) and reverse.rho == pytest.approx(-1)
-    one_swap = sp.rank_agreement_flops_time(rows([1, 3, 2, 4]), n_boot=200)
+    one_swap = sp.rank_agreement_flops_time(rows([1, 3, 2, 4]), n_boot=200).agreement
     assert one_swap.tau == pytest.approx(4 / 6)  # 5 concordant pairs, 1 discordant, of 6
     # Throughput is a rate: more images per second is less time, so the ordering flips.
     rate = sp.rank_agreement_flops_time(rows([60, 50, 40, 30, 20], column="throughput"),
                                         by="throughput", n_boot=200)
-    assert rate.tau == pytest.approx(1) and rate.time == "throughput"
+    assert rate.agreement.tau == pytest.approx(1) and rate.time == "throughput"
     # Rows without a time are left out.
     gaps = rows([1, 2, math.nan, 3, 4])
-    assert sp.rank_agreement_flops_time(gaps, n_boot=200).n == 4
+    assert sp.rank_agreement_flops_time(gaps, n_boot=200).agreement.n == 4
 
 
 def test_rank_agreement_compares_one_device_only():
@@ -272,6 +279,7 @@ def test_rank_agreement_compares_one_device_only():
     with pytest.raises(ValueError, match="2 devices"):
         sp.rank_agreement_flops_time(mixed)
     gpu = sp.rank_agreement_flops_time(mixed, device="cuda: Y", n_boot=200)
-    assert gpu.n == 4 and gpu.tau == pytest.approx(-1) and gpu.device == "cuda: Y"
+    assert gpu.agreement.n == 4 and gpu.agreement.tau == pytest.approx(-1)
+    assert gpu.device == "cuda: Y"
     with pytest.raises(ValueError, match="by 'speed'"):
         sp.rank_agreement_flops_time(mixed, by="speed")

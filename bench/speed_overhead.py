@@ -76,8 +76,9 @@ def main() -> None:
                          f"| {ratio} |")
             print(lines[-1], flush=True)
     with tempfile.TemporaryDirectory() as cache:
-        kw = dict(batch=None, device="cpu", threads=args.threads, cache_dir=Path(cache),
-                  budget_s=args.budget_s, min_repeats=args.min_repeats)
+        kw = {"batch": None, "device": "cpu", "threads": args.threads,
+              "cache_dir": Path(cache), "budget_s": args.budget_s,
+              "min_repeats": args.min_repeats}
         cached_speed(arches["convnext_t"], **kw)
         t0 = time.perf_counter()
         cached_speed(arches["convnext_t"], **kw)

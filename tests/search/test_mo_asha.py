@@ -145,7 +145,7 @@ def test_tuner_runs_mo_asha_end_to_end(ray_session, tmp_path):
                        lambda spec: (by_name[spec.config.name][3:] or [""])[0])}
     tuner = tune.Tuner(configured, param_space=param_space,
                        tune_config=tune.TuneConfig(scheduler=mo_asha_scheduler(max_t=4),
-                                                   max_concurrent_trials=1),
+                                                   max_concurrent_trials=1, reuse_actors=True),
                        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))
     results = tuner.fit()
     epochs = {r.config["name"]: r.metrics["epoch"] for r in results}

@@ -16,9 +16,10 @@ trial equal to its cutoff go on. Records with a NaN top-1 (a diverged trial) ran
 marked as references are recorded but never stopped.
 
 The decision is a pure function of hand-made rung records (`promotes`, `rank_records`), so it
-is tested without Ray; `MOASHAScheduler` wraps it as a Ray Tune `TrialScheduler`, reading a
-trial's FLOPs and reference flag from its config (`flops`, `reference`, as the search's
-searcher puts them there).
+is tested without Ray; `MOASHA` keeps a run's rungs (also usable without Ray, e.g. by a
+replayed run, see replay.simulate_run); `mo_asha_scheduler` makes the Ray Tune
+`TrialScheduler` around it (Ray imported only then), which reads a trial's FLOPs and reference
+flag from its config (`flops`, `reference`, as the search's searcher puts them there).
 """
 from __future__ import annotations
 

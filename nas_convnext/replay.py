@@ -22,6 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -190,6 +191,22 @@ class ReplayTable:
         """Refuse, in one line, the first of these designs that the table lacks."""
         for arch in archs:
             self.curve(arch)
+
+
+@lru_cache(maxsize=4)
+def _cached(path: str, mtime_ns: int, size: int) -> ReplayTable:
+    return ReplayTable.load(path)
+
+
+def cached_table(path: str | Path) -> ReplayTable:
+    """`ReplayTable.load`, once per file and version in a process: a Ray worker that runs
+    many replayed trials reads the table once."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except OSError:
+        return ReplayTable.load(path)   # raises the one-line refusal
+    return _cached(str(path), st.st_mtime_ns, st.st_size)
 
 
 def replay_trial(arch: Arch, table: ReplayTable, report: Report | None = None,

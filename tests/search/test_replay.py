@@ -178,3 +178,14 @@ def test_simulated_run_hands_workers_on_in_time_order(table_file, small_designs)
     assert [t.start for t in trials] == [0.0, 0.0, min(costs[0], costs[1])]
     assert trials[2].end == min(costs[0], costs[1]) + costs[2]
     assert all(not t.stopped and t.epochs == 2 for t in trials)
+
+
+def test_cached_table_reads_a_file_once_per_version(tmp_path, small_designs):
+    from nas_convnext.replay import cached_table
+
+    path = tmp_path / "t.parquet"
+    _frame(small_designs[:2]).to_parquet(path)
+    first = cached_table(path)
+    assert cached_table(path) is first and len(first) == 2
+    _frame(small_designs[:3]).to_parquet(path)      # a new version of the file
+    assert len(cached_table(path)) == 3

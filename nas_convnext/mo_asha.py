@@ -134,7 +134,7 @@ def rung_milestones(max_t: int, grace_period: int, reduction_factor: float) -> l
                          f"max_t={max_t!r}")
     out, m = [], float(grace_period)
     while m < max_t:
-        out.append(int(math.ceil(m)))
+        out.append(math.ceil(m))
         m *= reduction_factor
     return sorted(set(out))
 

@@ -91,7 +91,7 @@ class ReplayTable:
                              f"{TABLE_MAX_BYTES:,}: is it a replay table?")
         try:
             df = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for a file it cannot read
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
             raise ValueError(f"replay table {path}: not a parquet file it can read "
                              f"({type(exc).__name__})") from None
         return cls.from_frame(df, str(path))

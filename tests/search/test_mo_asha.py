@@ -127,23 +127,19 @@ def test_tuner_runs_mo_asha_end_to_end(ray_session, tmp_path):
 
     designs = [ACCURATE, MEDIUM, WORSE, CHEAP, ("resnet50", 0.60, 7 * GF, "resnet50")]
 
-    def trainable(config):
-        for epoch in range(1, 5):
-            tune.report({"epoch": epoch, "top1": config["top1"] + 0.01 * epoch})
-
-    space = {"name": tune.grid_search([d[0] for d in designs])}
     by_name = {d[0]: d for d in designs}
 
-    def configured(config):
-        name, top1, flops, *ref = by_name[config["name"]]
-        trainable({"top1": top1})
+    def trainable(config):
+        top1 = by_name[config["name"]][1]
+        for epoch in range(1, 5):
+            tune.report({"epoch": epoch, "top1": top1 + 0.01 * epoch})
 
     # flops and reference must sit in the trial's config, as the search puts them there
-    param_space = {"name": space["name"],
+    param_space = {"name": tune.grid_search(list(by_name)),
                    "flops": tune.sample_from(lambda spec: by_name[spec.config.name][2]),
                    "reference": tune.sample_from(
                        lambda spec: (by_name[spec.config.name][3:] or [""])[0])}
-    tuner = tune.Tuner(configured, param_space=param_space,
+    tuner = tune.Tuner(trainable, param_space=param_space,
                        tune_config=tune.TuneConfig(scheduler=mo_asha_scheduler(max_t=4),
                                                    max_concurrent_trials=1, reuse_actors=True),
                        run_config=tune.RunConfig(storage_path=str(tmp_path), verbose=0))

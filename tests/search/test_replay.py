@@ -189,3 +189,24 @@ def test_cached_table_reads_a_file_once_per_version(tmp_path, small_designs):
     assert cached_table(path) is first and len(first) == 2
     _frame(small_designs[:3]).to_parquet(path)      # a new version of the file
     assert len(cached_table(path)) == 3
+
+
+def test_the_builders_table_is_encoded_as_trials_parquet_and_replays(tmp_path, small_designs):
+    from bench.build_table import write_table
+    from nas_convnext.arch import FIELD_NAMES
+    from nas_convnext.results import rows_to_frame
+
+    archs = [small_designs[0], presets()["resnet50"]]
+    records = [{"key": a.key(), "design": a.to_dict(), "status": "completed",
+                "history": [{"epoch": e, "top1": t, "seconds": s} for e, t, s in _curve(a)]}
+               for a in archs]
+    records.append({"key": "x", "design": small_designs[1].to_dict(), "status": "error",
+                    "history": []})                 # a design that failed is left out
+    path = tmp_path / "built.parquet"
+    written = write_table(records, path)
+    trials = rows_to_frame([a.to_row() for a in archs])
+    for col in FIELD_NAMES:
+        assert written[col].dtype == trials[col].dtype, col
+    table = ReplayTable.load(path)
+    assert len(table) == 2 and small_designs[1] not in table
+    assert table.lookup(presets()["resnet50"]) == _curve(presets()["resnet50"])

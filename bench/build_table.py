@@ -174,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--finish", action="store_true",
                     help="write the table from the designs done so far; train nothing")
     ap.add_argument("--limit", type=int, default=None, help="train at most N designs this run")
+    ap.add_argument("--reverse", action="store_true",
+                    help="go through the designs from the end: a second process on the same "
+                         "progress file then meets the first in the middle")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     progress = Path(args.out)
@@ -184,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         proxy = the_proxy()
         data = load_dataset("idx", args.data)
         trained = 0
-        for i, (name, arch) in enumerate(todo, 1):
+        for i, (name, arch) in enumerate(todo[::-1] if args.reverse else todo, 1):
+            done = read_progress(progress)  # another process may share the file
             if arch.key() in done or (args.limit is not None and trained >= args.limit):
                 continue
             t0 = time.perf_counter()

@@ -41,12 +41,12 @@ sys.path.insert(0, str(ROOT))
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from nas_convnext.arch import Arch, presets  # noqa: E402
-from nas_convnext.data import load_dataset  # noqa: E402
-from nas_convnext.proxy import get_proxy  # noqa: E402
+from nas_convnext.design.arch import Arch, presets  # noqa: E402
+from nas_convnext.training.data import load_dataset  # noqa: E402
+from nas_convnext.training.proxy import get_proxy  # noqa: E402
 from nas_convnext.results import atomic_write_bytes  # noqa: E402
-from nas_convnext.space import load_space  # noqa: E402
-from nas_convnext.train import train_trial  # noqa: E402
+from nas_convnext.design.space import load_space  # noqa: E402
+from nas_convnext.training.trial import train_trial  # noqa: E402
 
 REFERENCES = ("convnext_t", "resnet50")
 PROXY = {"profile": "cpu", "train_size": 1024, "val_size": 512, "epochs": 4}

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nas_convnext.data import load_dataset  # noqa: E402
+from nas_convnext.training.data import load_dataset  # noqa: E402
 
 SOURCE = Path("/usr/share/datasets/fashion-mnist")
 TARGET = ROOT / "nas_convnext" / "training" / "data" / "embedded" / "fashion-mnist"

@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from bench._doc import write_section  # noqa: E402
-from nas_convnext.arch import presets  # noqa: E402
-from nas_convnext.data import load_dataset  # noqa: E402
-from nas_convnext.proxy import get_proxy  # noqa: E402
-from nas_convnext.train import train_trial  # noqa: E402
+from nas_convnext.design.arch import presets  # noqa: E402
+from nas_convnext.training.data import load_dataset  # noqa: E402
+from nas_convnext.training.proxy import get_proxy  # noqa: E402
+from nas_convnext.training.trial import train_trial  # noqa: E402
 from nas_convnext.training.speed import SPREAD, cached_speed, measure_speed  # noqa: E402
 
 

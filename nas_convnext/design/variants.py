@@ -22,11 +22,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from nas_convnext.analysis import choice_label
-from nas_convnext.arch import WIDTH_ROUND, Arch, round_to
-from nas_convnext.complexity import complexity, fit_width, parse_flops
-from nas_convnext.space import DesignSpace, label
-from nas_convnext.userfile import shown
+from .arch import WIDTH_ROUND, Arch, round_to
+from .complexity import complexity, fit_width, parse_flops
+from .codec import text
+from .space import DesignSpace
+from ..userfile import shown
 
 __all__ = ["BASE", "Variant", "Skipped", "VariantPlan", "plan_variants", "one_change_variants",
            "encode_value"]
@@ -99,7 +99,7 @@ def encode_value(field: str, value: Any) -> str:
         value = math.nan if value is None else float(value)
     elif field == "stem_width":
         value = -1 if value is None else value
-    return choice_label(value)
+    return text(value)
 
 
 def one_change_variants(base: Arch, space: DesignSpace, budget_flops: float | str | None = None,
@@ -135,9 +135,9 @@ def plan_variants(base: Arch, space: DesignSpace, budget_flops: float | str | No
     if not isinstance(space, DesignSpace):
         raise ValueError(f"space must be a DesignSpace; got {type(space).__name__}")
     for field, values in space.dims:
-        allowed = [label(v) for v in values]
-        if label(getattr(base, field)) not in allowed:
-            raise ValueError(f"space {space.name!r} has no {field}={label(getattr(base, field))} "
+        allowed = [text(v) for v in values]
+        if text(getattr(base, field)) not in allowed:
+            raise ValueError(f"space {space.name!r} has no {field}={text(getattr(base, field))} "
                              f"(the base design's value): its {field} values are {allowed}; "
                              "choose a space that contains the base design")
     limit = parse_flops(budget_flops) if budget_flops is not None else None
@@ -155,7 +155,7 @@ def plan_variants(base: Arch, space: DesignSpace, budget_flops: float | str | No
 
     for field, values in space.dimensions.items():
         for value in values:
-            if label(value) == label(getattr(base, field)):
+            if text(value) == text(getattr(base, field)):
                 continue
             shown_value = encode_value(field, value)
             got = (_width_variant(base, value, base_flops, limit, resolution) if field == "width"
@@ -213,7 +213,7 @@ def _matched_variant(base: Arch, field: str, value: Any, base_flops: int, limit:
         except ValueError as exc:
             first_error = first_error or str(exc)
     if not designs:
-        return (f"no width up to {MAX_WIDTH} makes {field}={shown(label(value))} a valid design "
+        return (f"no width up to {MAX_WIDTH} makes {field}={shown(text(value))} a valid design "
                 f"with the base's other fields ({first_error})")
     cache: dict[int, int] = {}
 

@@ -44,15 +44,15 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from nas_convnext.analysis import RankAgreement, rank_agreement
-from nas_convnext.arch import Arch
-from nas_convnext.build import build_model
-from nas_convnext.complexity import complexity
-from nas_convnext.data import default_cache_dir
-from nas_convnext.memory import available_bytes, format_bytes
-from nas_convnext.results import atomic_write_text
-from nas_convnext.train import check_resolution, pick_device
-from nas_convnext.userfile import FileRefused, load_file
+from ..analysis.stats import RankAgreement, rank_agreement
+from ..design.arch import Arch
+from ..design.build import build_model
+from ..design.complexity import complexity
+from .data.cache import default_cache_dir
+from ..memory import available_bytes, format_bytes
+from ..results import atomic_write_text
+from .trial import check_resolution, pick_device
+from ..userfile import FileRefused, load_file
 
 SPREAD = "interquartile range"
 DEFAULT_BATCH = 64

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nas_convnext.calibration import (
+from nas_convnext.analysis.calibration import (
     Calibration,
     _rescaled_deviations,
     _rho,

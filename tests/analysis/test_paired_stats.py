@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nas_convnext.paired import (
+from nas_convnext.analysis.paired import (
     detectable_difference,
     paired_analysis,
     seeds_needed,

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nas_convnext.mo_asha import (MOASHA, RungRecord, crowding_distances, front_ranks,
+from nas_convnext.search.mo_asha import (MOASHA, RungRecord, crowding_distances, front_ranks,
                                   mo_asha_scheduler, promotes, rung_milestones)
 
 GF = 1e9

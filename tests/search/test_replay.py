@@ -6,11 +6,11 @@ import random
 import pandas as pd
 import pytest
 
-from nas_convnext.arch import Arch, presets
-from nas_convnext.mo_asha import MOASHA
-from nas_convnext.replay import (ReplayTable, SimulatedClock, compute_used, replay_trial,
+from nas_convnext.design.arch import Arch, presets
+from nas_convnext.search.mo_asha import MOASHA
+from nas_convnext.search.replay import (ReplayTable, SimulatedClock, compute_used, replay_trial,
                                  simulate_run)
-from nas_convnext.space import load_space
+from nas_convnext.design.space import load_space
 
 EPOCHS = 4
 
@@ -181,7 +181,7 @@ def test_simulated_run_hands_workers_on_in_time_order(table_file, small_designs)
 
 
 def test_cached_table_reads_a_file_once_per_version(tmp_path, small_designs):
-    from nas_convnext.replay import cached_table
+    from nas_convnext.search.replay import cached_table
 
     path = tmp_path / "t.parquet"
     _frame(small_designs[:2]).to_parquet(path)
@@ -193,7 +193,7 @@ def test_cached_table_reads_a_file_once_per_version(tmp_path, small_designs):
 
 def test_the_builders_table_is_encoded_as_trials_parquet_and_replays(tmp_path, small_designs):
     from bench.build_table import write_table
-    from nas_convnext.arch import FIELD_NAMES
+    from nas_convnext.design.arch import FIELD_NAMES
     from nas_convnext.results import rows_to_frame
 
     archs = [small_designs[0], presets()["resnet50"]]

@@ -5,7 +5,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from local_http import closed_port_url, serving
+from .local_http import closed_port_url, serving
 
 from nas_convnext.training.data import download as download_module
 from nas_convnext.training.data.download import Checksum, DownloadError, download

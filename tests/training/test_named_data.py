@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from local_http import closed_port_url, serving
+from .local_http import closed_port_url, serving
 
 from nas_convnext.training.data import named
 from nas_convnext.training.data.named import (

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from nas_convnext.arch import from_fields, presets
+from nas_convnext.design.arch import from_fields, presets
 from nas_convnext.training import speed as sp
 
 TINY = from_fields({"depths": "1,1,1,1", "width": 8}, base=presets()["convnext_t"])

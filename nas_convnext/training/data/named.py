@@ -40,8 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from nas_convnext.data import CACHE_ENV_VAR, Dataset, default_cache_dir, load_dataset
-from nas_convnext.training.data.download import Checksum, DownloadError, download
+from . import load_dataset
+from .cache import CACHE_ENV_VAR, default_cache_dir
+from .dataset import Dataset
+from .download import Checksum, DownloadError, download
 
 __all__ = [
     "DEBIAN_ROOT",

@@ -44,8 +44,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .complexity import complexity
-from .roadmap import roadmap_steps
+from ..design.complexity import complexity
+from ..design.roadmap import roadmap_steps
 
 __all__ = [
     "LEVEL",

@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import pandas as pd
 
-from .arch import FIELD_NAMES, Arch
-from .train import Report, TrialResult
-from .userfile import shown
+from ..design.arch import FIELD_NAMES, Arch
+from ..training.trial import Report, TrialResult
+from ..userfile import shown
 
 CURVE_COLUMNS = ("epoch", "top1", "seconds")
 TABLE_MAX_BYTES = 256 * 2**20   # a table of a few thousand designs is a few MB

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from .analysis import choice_label
+from ..design.codec import text as choice_label
 
 __all__ = [
     "LEVEL",

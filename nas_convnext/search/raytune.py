@@ -71,27 +71,20 @@ def trainable(config: dict[str, Any], data=None) -> None:
     import ray
     from ray import tune
 
-    from ..training import trial as train_module
     from ..training.trial import train_trial
 
     arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
-    poisoned = faults.PoisonedLoss(train_module.F) if faults.kind(config) == "nan" else None
+    poisoned = faults.PoisonedLoss() if faults.kind(config) == "nan" else None
 
     def report(metrics: dict[str, Any]) -> None:
         if faults.inject(config, metrics["epoch"]) == "nan" and poisoned is not None:
             poisoned.on = True
         tune.report({**metrics, "node_id": node, "status": "running"})
 
-    if poisoned is not None:  # only this trial, in this worker; restored: actors are reused
-        train_module.F = poisoned
-    try:
-        result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
-                             threads=max(1, int(config["cpus_per_trial"])))
-    finally:
-        if poisoned is not None:
-            train_module.F = poisoned.real
+    result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
+                         threads=max(1, int(config["cpus_per_trial"])), loss_hook=poisoned)
     if result.status == "diverged":
         last = result.history[-1] if result.history else {}
         tune.report({"epoch": result.epochs, "top1": last.get("top1", 0.0),

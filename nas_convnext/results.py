@@ -312,6 +312,28 @@ def one_line(message: object, limit: int | None = None) -> str:
     return text if limit is None else text[:limit]
 
 
+def text_table(rows: list[list[Any]], header: list[str]) -> str:
+    """Rows as an aligned plain-text table (numbers right-aligned) under `header`, for the
+    terminal."""
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if _looks_numeric(c) else c.ljust(w)
+                               for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s.replace(",", "").replace("%", ""))
+        return True
+    except ValueError:
+        return False
+
+
 def short_repr(value: Any, limit: int = 60) -> str:
     """A value from a file as an error message shows it: its repr, shortened."""
     text = "null" if value is None else repr(value)

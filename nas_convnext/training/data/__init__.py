@@ -74,20 +74,7 @@ def load_dataset(
     ``~/.cache/nas-convnext``) holds generated/decoded tensors;
     ``use_cache=False`` neither reads nor writes it.
     """
-    if name not in DATASETS:
-        hint = ""
-        if isinstance(name, str) and name.lower().replace("-", "").replace("_", "") in (
-            "mnist", "fashionmnist", "kmnist", "emnist"
-        ):
-            hint = " (MNIST-style files load with dataset 'idx')"
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{hint}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    if resolution is not None and (
-        isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= _MAX_SIDE
-    ):
-        raise ValueError(f"resolution must be an integer between 1 and {_MAX_SIDE}, got {resolution!r}")
-
+    _check_arguments(name, seed, resolution)
     if name == "synthetic":
         if data_dir is not None:
             warnings.warn("dataset 'synthetic' is generated; the data directory is ignored", stacklevel=2)
@@ -130,3 +117,19 @@ def load_dataset(
             seed,
         )
     return ds
+
+
+def _check_arguments(name: str, seed: int, resolution: int | None) -> None:
+    if name not in DATASETS:
+        hint = ""
+        if isinstance(name, str) and name.lower().replace("-", "").replace("_", "") in (
+            "mnist", "fashionmnist", "kmnist", "emnist"
+        ):
+            hint = " (MNIST-style files load with dataset 'idx')"
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{hint}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if resolution is not None and (
+        isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= _MAX_SIDE
+    ):
+        raise ValueError(f"resolution must be an integer between 1 and {_MAX_SIDE}, got {resolution!r}")

@@ -40,8 +40,6 @@ class MaxPool(NamedTuple):
     pad: int = 1
 
 
-Op = Conv | Norm | Act | MaxPool
-
 
 class Block(NamedTuple):
     ops: tuple          # the residual branch, in order

@@ -16,11 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from nas_convnext import complexity, presets
-from nas_convnext.training import trial as train_mod
 from nas_convnext.cli import main
+from nas_convnext.training import trial as train_mod
 from nas_convnext.training.data import Dataset, load_dataset
 from nas_convnext.training.proxy import get_proxy
-from nas_convnext.training.trial import _augment, _lr_lambda, check_resolution, train_trial
+from nas_convnext.training.trial import (
+    _augment,
+    _lr_lambda,
+    check_resolution,
+    train_trial,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = {"epoch", "top1", "top5", "loss", "images_per_s", "elapsed_s"}

@@ -18,7 +18,7 @@ from .cache import default_cache_dir
 from .cifar import _load_cifar
 from .dataset import _MAX_SIDE, Dataset, _require_data_dir, to_resolution
 from .idx import _load_idx
-from .imagefolder import IMAGE_EXTENSIONS, _load_imagefolder, imagefolder_classes
+from .imagefolder import IMAGE_EXTENSIONS, _load_imagefolder
 from .synthetic import (
     _SYNTHETIC_DEFAULT_TRAIN,
     _SYNTHETIC_DEFAULT_VAL,
@@ -35,7 +35,6 @@ __all__ = [
     "Dataset",
     "default_cache_dir",
     "generate_synthetic",
-    "imagefolder_classes",
     "load_dataset",
     "to_resolution",
 ]

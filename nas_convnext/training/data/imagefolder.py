@@ -21,7 +21,6 @@ from .cache import _cached
 from .dataset import (
     _MAX_IMAGE_PIXELS,
     Dataset,
-    _require_data_dir,
     _too_big,
 )
 
@@ -283,10 +282,3 @@ def _load_imagefolder(
         return Dataset("imagefolder", train_x, train_y, val_x, val_y, len(classes))
 
     return _cached("imagefolder", settings, build, cache_dir, use_cache)
-
-
-def imagefolder_classes(data_dir: str | Path) -> list[str]:
-    """Class names of an image folder in label order (label i is the i-th name)."""
-    root = _require_data_dir("imagefolder", data_dir)
-    split = root / "train" if (root / "train").is_dir() else root
-    return sorted(_class_dirs(split, os.path.realpath(root), []))

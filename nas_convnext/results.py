@@ -90,11 +90,8 @@ def check_replaceable(path: Path) -> os.stat_result | None:
         return None
     if stat.S_ISREG(st.st_mode):
         return st
-    for test, code, kind in _KINDS:
-        if test(st.st_mode):
-            break
-    else:  # pragma: no cover - every file type is listed above
-        code, kind = errno.EINVAL, "not a regular file"
+    code, kind = next(((c, k) for test, c, k in _KINDS if test(st.st_mode)),
+                      (errno.EINVAL, "not a regular file"))  # every file type is listed
     if kind == "a symbolic link":
         try:
             target = f" (to {os.readlink(path)})"

@@ -16,10 +16,28 @@ from ..design.codec import DIMENSIONS
 from ..results import STATUSES
 from .effects import ChoiceStat, choice_effects, edf_by_choice
 from .front import excluded, pareto_front, status_counts, usable
-from .stats import (LEVEL, EdfByChoice, EdfCurve, Interval, RankAgreement, bootstrap_mean_max,
-                    complexity_weights, edf_at, error_edf, rank_agreement)
-from .verdict import (CONVNEXT_TAG, MIN_TRIALS, DimVerdict, Dominator, Verdict, convnext_verdict,
-                      summarize, verdict_rule)
+from .stats import (
+                    LEVEL,
+                    EdfByChoice,
+                    EdfCurve,
+                    Interval,
+                    RankAgreement,
+                    bootstrap_mean_max,
+                    complexity_weights,
+                    edf_at,
+                    error_edf,
+                    rank_agreement,
+)
+from .verdict import (
+                    CONVNEXT_TAG,
+                    MIN_TRIALS,
+                    DimVerdict,
+                    Dominator,
+                    Verdict,
+                    convnext_verdict,
+                    summarize,
+                    verdict_rule,
+)
 
 __all__ = [
     "DIMENSIONS", "STATUSES", "CONVNEXT_TAG", "MIN_TRIALS", "LEVEL", "Interval",

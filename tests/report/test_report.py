@@ -1,4 +1,4 @@
-"""Reports: files, figures of the saved size, parseable HTML whose tables hold what analysis.py
+"""Reports: files, figures of the saved size, parseable HTML whose tables hold what the analysis
 computes, the CLI's one-line errors, and the roadmap replay's rank agreement."""
 from __future__ import annotations
 

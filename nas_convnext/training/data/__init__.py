@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from .cache import default_cache_dir
+from .cache import CACHE_ENV_VAR, default_cache_dir
 from .cifar import _load_cifar
 from .dataset import _MAX_SIDE, Dataset, _require_data_dir, to_resolution
 from .idx import _load_idx
@@ -28,6 +28,7 @@ from .synthetic import (
 )
 
 __all__ = [
+    "CACHE_ENV_VAR",
     "DATASETS",
     "GENERATOR_VERSION",
     "IMAGE_EXTENSIONS",

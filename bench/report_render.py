@@ -194,8 +194,8 @@ def make_run(folder: Path, n: int = 30, seed: int = 1) -> Path:
 
     from nas_convnext import presets
     from nas_convnext.design.complexity import complexity
-    from nas_convnext.results import COLUMNS, write_table
     from nas_convnext.design.space import load_space
+    from nas_convnext.results import COLUMNS, write_table
 
     space = load_space("convnext")
     rng = np.random.default_rng(seed)
@@ -277,9 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         for p in found:
             print("  " + p)
     if args.doc:
-        from bench._doc import write_section
-
         import textwrap
+
+        from bench._doc import write_section
 
         intro = (f"`python bench/report_render.py` on a hand-made run of 30 trials (13 varying "
                  f"dimensions: the front table has 19 columns, the excluded table 21), "

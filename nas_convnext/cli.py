@@ -12,8 +12,9 @@ from typing import Any, Sequence
 
 from . import __version__
 from .design.arch import FIELD_NAMES, load_design, presets
+from .design.codec import text
 from .design.complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
-from .results import one_line
+from .results import one_line, text_table
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
@@ -27,26 +28,6 @@ class _Parser(argparse.ArgumentParser):
 
 class UsageError(Exception):
     pass
-
-
-def _table(rows: list[list[Any]], header: list[str]) -> str:
-    cells = [header] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = []
-    for j, r in enumerate(cells):
-        lines.append("  ".join(c.rjust(w) if _numeric(c) else c.ljust(w)
-                               for c, w in zip(r, widths)).rstrip())
-        if j == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _numeric(s: str) -> bool:
-    try:
-        float(s.replace(",", "").replace("%", ""))
-        return True
-    except ValueError:
-        return False
 
 
 def _convention(res: int = 224, classes: int = 1000) -> str:
@@ -63,7 +44,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(_table([[r["name"], f"{r['params'] / 1e6:.2f}M", f"{r['gflops']:.3f}"] for r in rows],
+    print(text_table([[r["name"], f"{r['params'] / 1e6:.2f}M", f"{r['gflops']:.3f}"] for r in rows],
                  ["design", "params", "GFLOPs"]))
     print(f"\n{_convention()}.")
     return 0
@@ -88,7 +69,7 @@ def cmd_flops(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        fields = ", ".join(f"{k}={_show(v)}" for k, v in arch.to_dict().items())
+        fields = " ".join(f"{k}={text(v)}" for k, v in arch.to_dict().items())
         print(f"design  {args.design}: {fields}")
         print(f"params  {c.params:,} ({c.params / 1e6:.2f}M)")
         print(f"FLOPs   {c.flops:,} ({c.gflops:.3f} GFLOPs; conv+linear only "
@@ -101,12 +82,6 @@ def cmd_flops(args: argparse.Namespace) -> int:
             print(f"fvcore  FLOPs {f['flops']:,}, params {f['params']:,}, acts {f['acts']:,}: "
                   f"{status} to the analytic count")
     return 0 if out.get("match", True) else 1
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, (list, tuple)):
-        return ",".join(map(str, v))
-    return str(v)
 
 
 # ----- roadmap -----
@@ -126,7 +101,7 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
               f"{r['gflops']:.3f}", f"{r['matmul_gflops']:.3f}", f"{r['paper_gflops']:.2f}",
               f"{r['matmul_gflops'] - r['paper_gflops']:+.3f}" + (" *" if r["note"] else ""),
               r["change"]] for r in rows]
-    print(_table(table, ["#", "step", "params", "GFLOPs", "conv+lin", "paper", "diff",
+    print(text_table(table, ["#", "step", "params", "GFLOPs", "conv+lin", "paper", "diff",
                          "what changed"]))
     print(f"\n{_convention()}.\nGFLOPs is fvcore's total (norms and pooling included); "
           "conv+lin counts conv and linear layers only, which is how the paper's Table 10 "
@@ -157,10 +132,8 @@ def _roadmap_train(args: argparse.Namespace) -> int:
 
 def _finish_roadmap(out, as_json: bool) -> int:
     """The end of a roadmap replay (new or resumed): its report, steps, agreement and notes."""
-    import math
-
     from .analysis.roadmap import replay_frame
-    from .report.roadmap_report import roadmap_report
+    from .report.roadmap_report import replay_lines, roadmap_report
 
     steps = replay_frame(out.table)
     try:
@@ -171,25 +144,17 @@ def _finish_roadmap(out, as_json: bool) -> int:
     if as_json:
         print(steps[["step", "name", "paper_top1", "top1", "status"]].to_json(orient="records"))
     else:
-        print(_table([[r.step, r.name.split("/", 1)[1], f"{r.paper_top1:.2f}",
-                       "-" if not math.isfinite(r.top1) else f"{100 * r.top1:.2f}", r.status]
-                      for r in steps.itertuples()],
-                     ["#", "step", "paper top-1", "proxy top-1", "status"]))
-        if info is not None and info.agreement is not None:
-            a = info.agreement
-            print(f"\nagreement with the paper's ranking over {a.n} completed steps: "
-                  f"Kendall tau {a.tau:+.3f} (p={a.tau_p:.3f}), "
-                  f"Spearman rho {a.rho:+.3f} (p={a.rho_p:.3f})")
-        for note in (info.notes if info is not None else ()):
-            print(f"note: {note}")
-        print(f"\nresults: {out.run_dir}/")
+        print("\n".join(replay_lines(steps, info, out.run_dir)))
+    return _end_of_run(out)
+
+
+def _end_of_run(out) -> int:
+    """Notes, what stopped the run, and the exit status of a run that a signal stopped."""
     for note in out.notes:
         print(f"note: {note}")
     if out.stopped_by is not None:
         print(_stopped_line(out))
-    if out.interrupted:
-        return _signal_exit(out.stopped_by)
-    return 0
+    return _signal_exit(out.stopped_by) if out.interrupted else 0
 
 
 def _stopped_line(out) -> str:
@@ -215,10 +180,10 @@ def cmd_space(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2))
         return 0
     print(f"space {info['name']} ({info['source']}): {info['description']}")
-    print(_table([[k, ", ".join(map(str, v))] for k, v in info["dimensions"].items()],
+    print(text_table([[k, ", ".join(map(text, v))] for k, v in info["dimensions"].items()],
                  ["dimension", "values"]))
     if info["fixed"]:
-        print("fixed: " + ", ".join(f"{k}={v}" for k, v in info["fixed"].items()))
+        print("fixed: " + ", ".join(f"{k}={text(v)}" for k, v in info["fixed"].items()))
     print(f"size: {info['size']:,} designs"
           + (f" ({info['valid']:,} valid)" if info["valid"] is not None else ""))
     print(f"FLOP range: {info['flops_min'] / 1e9:.3f} to {info['flops_max'] / 1e9:.3f} GFLOPs "
@@ -232,128 +197,24 @@ def cmd_space(args: argparse.Namespace) -> int:
 
 # ----- train -----
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one design's proxy, as a search trial would, and report its metrics.
+    """Train one design's proxy, as a search trial would, and report its metrics."""
+    from .training.command import train_command
 
-    Everything that can be wrong with the command line (design, profile, resolution, dataset,
-    data folder, output folder) is checked before the data is loaded and long before training
-    starts, so a typo costs a second, not a trial.
-    """
-    import math
-    from pathlib import Path
-
-    from .results import atomic_write_text, check_replaceable, plain
-    from .training.proxy import get_proxy
-    from .training.trial import (
-        check_memory,
-        check_resolution,
-        load_proxy_data,
-        train_trial,
-    )
-
-    arch = load_design(args.design, args.overrides)
-    proxy = get_proxy(args.proxy, epochs=args.epochs)
-    check_resolution(arch, proxy.resolution)
-    # Before the data is loaded, with the fewest classes and channels: a design that cannot
-    # fit even so is refused in a second; train_trial checks again with the real figures.
-    check_memory(arch, proxy, name=" ".join([args.design, *args.overrides]))
-    out_path = Path(args.out) if args.out else None
-    if out_path is not None:
-        folder = out_path.parent
-        if not folder.is_dir():
-            raise ValueError(f"--out {args.out}: folder {str(folder)!r} does not exist; "
-                             "create it or choose another path")
-        if out_path.is_dir() and not out_path.is_symlink():
-            raise ValueError(f"--out {args.out} is a folder; give a file name, e.g. "
-                             f"{out_path / 'metrics.json'}")
-        try:  # a device, a FIFO or a link is refused now, not after the training
-            check_replaceable(out_path)
-        except OSError as exc:
-            raise ValueError(f"--out {args.out}: {exc.strerror}") from None
-    data_dir = args.data_dir
-    if args.dataset == "synthetic" and data_dir:
-        print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
-              file=sys.stderr)
-        data_dir = None
-    data = load_proxy_data(args.dataset, data_dir, proxy)
-    c = complexity(arch)
-
-    print(f"training {args.design} ({c.gflops:.2f} GFLOPs, {c.params / 1e6:.1f}M params full "
-          f"size) under proxy {proxy.name}: {proxy.resolution}px, width x{proxy.width_mult:g}, "
-          f"{proxy.epochs} epoch(s), {min(proxy.train_size, len(data.train_y))} training images "
-          f"of {data.name}, seed {args.seed}", file=sys.stderr)
-    result = _train_with_progress(train_trial, arch, proxy, data, args.seed, args.threads)
-
-    out: dict[str, Any] = {"design": args.design, **arch.to_dict(), "flops": c.flops,
-                           "params": c.params, "gflops": c.gflops, "proxy": proxy.to_dict(),
-                           "dataset": data.name, "data_dir": data_dir, "seed": args.seed,
-                           "threads": args.threads, **result.to_dict(),
-                           "history": result.history}
-    # NaN (a diverged trial's metrics) is not JSON; null is.
-    out = plain(out)
-    if out_path is not None:
-        try:
-            atomic_write_text(out_path, json.dumps(out, indent=2) + "\n")
-        except OSError as exc:
-            raise ValueError(f"cannot write --out {args.out}: {exc.strerror or exc}") from None
-
-    def num(v: float, fmt: str) -> str:
-        return format(v, fmt) if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"
-
-    summary = "\n".join([
-        f"status    {result.status}",
-        f"top1      {num(result.top1, '.4f')}  (top5 {num(result.top5, '.4f')})",
-        f"loss      {num(result.loss, '.4f')} train, {num(result.val_loss, '.4f')} validation",
-        f"epochs    {result.epochs}/{proxy.epochs}",
-        f"images/s  {num(result.images_per_s, '.1f')}",
-        f"elapsed   {result.elapsed_s:.1f} s (forward/backward/step {result.compute_s:.1f} s, "
-        f"evaluation {result.eval_s:.1f} s)",
-    ] + ([f"metrics   {out_path}"] if out_path is not None else []))
+    run = train_command(args.design, args.overrides, args.proxy, args.epochs, args.dataset,
+                        args.data_dir, args.seed, args.threads, args.out)
     if args.json:
-        print(json.dumps(out, indent=2))
-        print(summary, file=sys.stderr)
+        print(json.dumps(run.metrics, indent=2))
+        print(run.summary, file=sys.stderr)
     else:
-        print(summary)
-    if result.status == "diverged":
+        print(run.summary)
+    if run.result.status == "diverged":
+        result = run.result
         kept = (f"the metrics are those of epoch {result.epochs}, the last good one"
                 if result.epochs else "no epoch finished, so there are no metrics")
         print(f"nas-convnext: the trial diverged ({result.message}); {kept}. A lower learning "
               "rate or another design may train.", file=sys.stderr)
         return 1
     return 0
-
-
-def _train_with_progress(train_trial, arch, proxy, data, seed: int, threads: int | None):
-    """Run the trial with a live display on stderr: a bar on a terminal, else a line an epoch."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        def report(m: dict[str, Any]) -> None:
-            print(f"epoch {m['epoch']}/{proxy.epochs}  loss {m['loss']:.4f}  "
-                  f"top1 {m['top1']:.4f}  top5 {m['top5']:.4f}  "
-                  f"{m['images_per_s']:.0f} img/s  {m['elapsed_s']:.1f} s",
-                  file=sys.stderr, flush=True)
-
-        return train_trial(arch, proxy, data, seed, report=report, threads=threads)
-
-    with Progress(TextColumn("epochs"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[metrics]}"), TimeElapsedColumn(),
-                  console=console) as bar:
-        task = bar.add_task("train", total=proxy.epochs, metrics="first epoch running")
-
-        def report(m: dict[str, Any]) -> None:
-            bar.update(task, completed=m["epoch"],
-                       metrics=f"loss {m['loss']:.4f}  top1 {m['top1']:.4f}  "
-                               f"top5 {m['top5']:.4f}  {m['images_per_s']:.0f} img/s")
-
-        return train_trial(arch, proxy, data, seed, report=report, threads=threads)
 
 
 # ----- analyze -----
@@ -398,25 +259,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def _finish_search(out) -> int:
-    import math
+    """The end of a search (new or resumed): its results, the report, and the exit status."""
+    from .search.progress import end_lines
 
     if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
         return _finish_roadmap(out, as_json=False)
     df = out.table
-    print(f"\nresults: {out.run_dir}/ (trials.parquet, trials.csv, run.json, study.db)")
-    counts = df["status"].value_counts().to_dict() if len(df) else {}
-    print("trials: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "none"))
-    ok = df[(df["status"] == "completed") & df["top1"].map(lambda v: math.isfinite(v))]
-    if len(ok):
-        print("best designs by proxy top-1 (completed trials):")
-        best = ok.sort_values(["top1", "flops"], ascending=[False, True]).head(5)
-        for _, r in best.iterrows():
-            ref = f" [{r['reference']}]" if r["reference"] else ""
-            print(f"  top1 {r['top1']:.3f}  {r['flops'] / 1e9:.2f} GFLOPs{ref}  "
-                  f"{r['stem']} depths={r['depths']} width={r['width']} "
-                  f"expansion={r['expansion']:g} groups={r['groups']} kernel={r['kernel']} "
-                  f"{r['spatial_conv']} {r['act']} activations={r['activations']} "
-                  f"norm={r['norm']} norms={r['norms']} downsample={r['downsample']}")
+    print("\n".join(end_lines(out.run_dir, df)))
     for note in out.notes:
         print(f"note: {note}")
     if out.stopped_by is not None:

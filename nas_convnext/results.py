@@ -90,11 +90,8 @@ def check_replaceable(path: Path) -> os.stat_result | None:
         return None
     if stat.S_ISREG(st.st_mode):
         return st
-    for test, code, kind in _KINDS:
-        if test(st.st_mode):
-            break
-    else:  # pragma: no cover - every file type is listed above
-        code, kind = errno.EINVAL, "not a regular file"
+    code, kind = next(((c, k) for test, c, k in _KINDS if test(st.st_mode)),
+                      (errno.EINVAL, "not a regular file"))  # every file type is listed
     if kind == "a symbolic link":
         try:
             target = f" (to {os.readlink(path)})"
@@ -310,6 +307,28 @@ def one_line(message: object, limit: int | None = None) -> str:
     if not text and isinstance(message, BaseException):
         text = type(message).__name__
     return text if limit is None else text[:limit]
+
+
+def text_table(rows: list[list[Any]], header: list[str]) -> str:
+    """Rows as an aligned plain-text table (numbers right-aligned) under `header`, for the
+    terminal."""
+    cells = [header] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = []
+    for j, r in enumerate(cells):
+        lines.append("  ".join(c.rjust(w) if _looks_numeric(c) else c.ljust(w)
+                               for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s.replace(",", "").replace("%", ""))
+        return True
+    except ValueError:
+        return False
 
 
 def short_repr(value: Any, limit: int = 60) -> str:

@@ -185,3 +185,31 @@ def test_analyze_needs_no_posix_only_module(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (run / "report.md").is_file() and (run / "analysis.json").is_file()
     assert "fcntl" not in proc.stderr
+
+
+def test_a_resumed_roadmap_run_gets_the_roadmap_report(tmp_path, monkeypatch, capsys):
+    """The run's kind chooses its report, also when `search --resume` finishes the run."""
+    import nas_convnext.search.run as search_run
+    from nas_convnext.results import write_table
+    from nas_convnext.search.run import SearchOutcome, roadmap_candidates
+
+    run = tmp_path / "rm"
+    run.mkdir()
+    rows = [{**c.arch.to_row(), "reference": c.reference, "status": "completed",
+             "top1": 0.3 + 0.01 * i, "flops": c.flops, "order": i, "trial_id": f"t{i}"}
+            for i, c in enumerate(roadmap_candidates())]
+    table = write_table(run, rows)
+
+    def resumed(cfg, resume_dir=None, **kw):
+        assert resume_dir == str(run)
+        return SearchOutcome(run, table, False, f"nas-convnext search --resume {run}",
+                             kind="roadmap")
+
+    monkeypatch.setattr(search_run, "run_search", resumed)
+    assert main(["search", "--resume", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert (run / "roadmap.md").is_file() and (run / "roadmap.csv").is_file()
+    assert not (run / "report.md").exists()
+    assert "agreement with the paper's ranking over 17 completed steps" in out
+    steps = [line.split()[1] for line in out.splitlines()[2:19]]
+    assert steps == [s.name.split("/", 1)[1] for s in roadmap_steps()]

@@ -18,14 +18,11 @@ from .effects import ChoiceStat, choice_effects, edf_by_choice
 from .front import excluded, pareto_front, status_counts, usable
 from .stats import (
                     LEVEL,
-                    BestValue,
                     EdfByChoice,
                     EdfCurve,
                     Interval,
                     RankAgreement,
-                    bootstrap_best,
-                    bootstrap_max_ci,
-                    bootstrap_mean_ci,
+                    bootstrap_mean_max,
                     complexity_weights,
                     edf_at,
                     error_edf,
@@ -43,10 +40,10 @@ from .verdict import (
 )
 
 __all__ = [
-    "DIMENSIONS", "STATUSES", "CONVNEXT_TAG", "MIN_TRIALS", "LEVEL", "Interval", "BestValue",
+    "DIMENSIONS", "STATUSES", "CONVNEXT_TAG", "MIN_TRIALS", "LEVEL", "Interval",
     "EdfCurve", "EdfByChoice", "ChoiceStat", "Dominator", "DimVerdict", "Verdict",
     "RankAgreement", "verdict_rule", "status_counts",
     "usable", "excluded", "pareto_front", "error_edf", "edf_at", "complexity_weights",
-    "edf_by_choice", "bootstrap_mean_ci", "bootstrap_max_ci", "bootstrap_best",
+    "edf_by_choice", "bootstrap_mean_max",
     "choice_effects", "convnext_verdict", "summarize", "rank_agreement",
 ]

@@ -21,10 +21,9 @@ from .stats import (
     EdfCurve,
     Interval,
     _check_boot,
-    _mean_max_intervals,
     _natural_order,
     _numeric,
-    _seed_rng,
+    bootstrap_mean_max,
     complexity_weights,
     error_edf,
 )
@@ -99,7 +98,7 @@ def _choice_stats(
     out = []
     for choice in _natural_order(set(labels)):
         m = labels == choice
-        mean_ci, max_ci = _mean_max_intervals(top1[m], n_boot, _seed_rng(seed, dim, choice), level)
+        mean_ci, max_ci = bootstrap_mean_max(top1[m], n_boot, seed, level, keys=(dim, choice))
         out.append(
             ChoiceStat(
                 choice=choice,

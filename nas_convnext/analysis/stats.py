@@ -19,8 +19,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..design.codec import text
-
 #: Confidence level of every bootstrap interval.
 LEVEL = 0.95
 
@@ -49,28 +47,6 @@ class Interval:
     def overlaps(self, other: Interval) -> bool:
         """Closed intervals: touching counts as overlapping, so a tie is never a separation."""
         return not (self.lo > other.hi or other.lo > self.hi)
-
-
-@dataclass(frozen=True)
-class BestValue:
-    """RegNet's bootstrap estimate of the best value of one parameter.
-
-    ``shares`` says how often each value was the best one across resamples (descending), which
-    is the readable answer for categorical parameters. For numeric parameters ``estimate``,
-    ``lo`` and ``hi`` are the median and the ``level`` interval of the best value; they are
-    actual observed values (inverted-CDF quantiles), never an average of two choices.
-    """
-
-    n: int
-    sample_size: int
-    frac: float
-    n_boot: int
-    level: float
-    numeric: bool
-    estimate: float | None
-    lo: float | None
-    hi: float | None
-    shares: tuple[tuple[str, float], ...]
 
 
 @dataclass(frozen=True)
@@ -267,80 +243,19 @@ def _interval(estimate: float, boot: np.ndarray, n: int, n_boot: int, level: flo
     return Interval(float(estimate), float(lo), float(hi), int(n), float(level), int(n_boot))
 
 
-def _mean_max_intervals(x: np.ndarray, n_boot: int, rng: np.random.Generator, level: float) -> tuple[Interval, Interval]:
-    means, maxes = _resample_stats(x, n_boot, rng)
-    return (
-        _interval(x.mean(), means, x.size, n_boot, level),
-        _interval(x.max(), maxes, x.size, n_boot, level),
-    )
-
-
-def bootstrap_mean_ci(x: Any, n_boot: int = 10_000, seed: int | None = 0, level: float = LEVEL) -> Interval:
-    """Percentile-bootstrap interval of the mean (e.g. a choice's mean top-1)."""
-    _check_boot(n_boot, level)
-    a = _finite_1d(x, "x")
-    means, _ = _resample_stats(a, n_boot, _seed_rng(seed))
-    return _interval(a.mean(), means, a.size, n_boot, level)
-
-
-def bootstrap_max_ci(x: Any, n_boot: int = 10_000, seed: int | None = 0, level: float = LEVEL) -> Interval:
-    """Percentile-bootstrap interval of the maximum (a choice's best top-1).
+def bootstrap_mean_max(x: Any, n_boot: int = 10_000, seed: int | None = 0, level: float = LEVEL,
+                       keys: tuple[str, ...] = ()) -> tuple[Interval, Interval]:
+    """Percentile-bootstrap intervals of the mean and of the maximum of `x` (a choice's mean and
+    best top-1), from one set of `n_boot` resamples drawn by the stream of (`seed`, `keys`).
 
     The bootstrap of a maximum is biased low and its upper end is the observed maximum; read it
     as "how much the best result depends on a few lucky trials", not as coverage of the true best.
     """
     _check_boot(n_boot, level)
     a = _finite_1d(x, "x")
-    _, maxes = _resample_stats(a, n_boot, _seed_rng(seed))
-    return _interval(a.max(), maxes, a.size, n_boot, level)
-
-
-def bootstrap_best(
-    values: Any,
-    errors: Any,
-    frac: float = 0.25,
-    n_boot: int = 10_000,
-    seed: int | None = 0,
-    level: float = LEVEL,
-) -> BestValue:
-    """RegNet's estimate of a parameter's best value: draw ``frac`` of the (value, error) pairs
-    with replacement, keep the value of the lowest-error pair, repeat ``n_boot`` times.
-
-    Lower error is better: pass ``1 - top1`` (or percent error). A tie for lowest error inside a
-    resample goes to the pair drawn first, i.e. at random.
-    """
-    _check_boot(n_boot, level)
-    if not (0 < frac <= 1):
-        raise ValueError(f"frac must be in (0, 1], e.g. 0.25; got {frac!r}")
-    e = _finite_1d(errors, "errors")
-    vals = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=object).reshape(-1)
-    if vals.size != e.size:
-        raise ValueError(f"values has {vals.size} entries and errors {e.size}; expected one value per error")
-    n = e.size
-    m = max(1, int(round(frac * n)))
-    rng = _seed_rng(seed)
-    rows = max(1, _BLOCK_ELEMS // m)
-    winners = np.empty(n_boot, dtype=np.int64)
-    for start in range(0, n_boot, rows):
-        r = min(rows, n_boot - start)
-        idx = rng.integers(0, n, size=(r, m))
-        winners[start : start + r] = idx[np.arange(r), np.argmin(e[idx], axis=1)]
-    labels = np.array([text(v) for v in vals], dtype=object)
-    won = pd.Series(labels[winners]).value_counts()
-    shares = tuple(
-        (str(k), float(v) / n_boot) for k, v in sorted(won.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
-    num = pd.to_numeric(pd.Series(vals), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    numeric = bool(np.isfinite(num).all())
-    estimate = lo = hi = None
-    if numeric:
-        best = num[winners]
-        a = (1.0 - level) / 2.0
-        lo, estimate, hi = (float(q) for q in np.quantile(best, [a, 0.5, 1.0 - a], method="inverted_cdf"))
-    return BestValue(
-        n=n, sample_size=m, frac=float(frac), n_boot=int(n_boot), level=float(level), numeric=numeric,
-        estimate=estimate, lo=lo, hi=hi, shares=shares,
-    )
+    means, maxes = _resample_stats(a, n_boot, _seed_rng(seed, *keys))
+    return (_interval(a.mean(), means, a.size, n_boot, level),
+            _interval(a.max(), maxes, a.size, n_boot, level))
 
 
 # 8. Rank agreement

@@ -40,8 +40,6 @@ class MaxPool(NamedTuple):
     pad: int = 1
 
 
-Op = Conv | Norm | Act | MaxPool
-
 
 class Block(NamedTuple):
     ops: tuple          # the residual branch, in order
@@ -73,7 +71,8 @@ def _groups(arch: Arch, channels: int) -> int:
 
 
 def block_plan(arch: Arch, cin: int, stream: int, hidden: int, stride: int) -> Block:
-    """One residual block. The spatial conv carries the stride; see DESIGN.md for the rules."""
+    """One residual block. The spatial conv carries the stride; the rules (which convs have a
+    norm, an activation or a bias) are the README's "Design fields"."""
     k = arch.kernel
     if arch.spatial_conv == "middle":
         specs = [(cin, hidden, 1, 1), (hidden, hidden, k, stride), (hidden, stream, 1, 1)]

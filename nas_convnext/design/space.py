@@ -257,9 +257,6 @@ class DesignSpace:
     def size(self) -> int:
         return math.prod(len(v) for _, v in self.dims)
 
-    def choices(self, field: str) -> tuple[Any, ...]:
-        return dict(self.dims)[field]
-
     def contains(self, arch: Arch) -> bool:
         return all(text(getattr(arch, k)) in {text(v) for v in vs} for k, vs in self.dims)
 

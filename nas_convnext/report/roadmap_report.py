@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import analysis as A
 from ..analysis.roadmap import _roadmap_frame
-from ..results import plain
+from ..results import plain, text_table
 from .document import (
     FLOP_NOTE,
     _blank,
@@ -123,3 +123,20 @@ def roadmap_report(
             "steps": r.drop(columns=["usable"]).to_dict("records")}), indent=2, allow_nan=False) + "\n")
     return RoadmapInfo(out_dir=out, files=tuple(write.files), n_steps=len(r),
                        n_completed=len(done), agreement=agreement, notes=tuple(notes))
+
+
+def replay_lines(steps: pd.DataFrame, info: RoadmapInfo | None, run_dir: Path) -> list[str]:
+    """What `roadmap --train` prints: proxy top-1 beside the paper's per step, the rank
+    agreement, the notes and where the results are."""
+    lines = [text_table([[r.step, r.name.split("/", 1)[1], f"{r.paper_top1:.2f}",
+                          "-" if not math.isfinite(r.top1) else f"{100 * r.top1:.2f}", r.status]
+                         for r in steps.itertuples()],
+                        ["#", "step", "paper top-1", "proxy top-1", "status"])]
+    if info is not None and info.agreement is not None:
+        a = info.agreement
+        lines.append(f"\nagreement with the paper's ranking over {a.n} completed steps: "
+                     f"Kendall tau {a.tau:+.3f} (p={a.tau_p:.3f}), "
+                     f"Spearman rho {a.rho:+.3f} (p={a.rho_p:.3f})")
+    lines += [f"note: {note}" for note in (info.notes if info is not None else ())]
+    lines.append(f"\nresults: {run_dir}/")
+    return lines

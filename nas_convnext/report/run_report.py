@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -334,7 +333,3 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
     else:  # pragma: no cover - a format always writes something
         lines.append("report: no files written")
     return "\n".join(lines)
-
-
-def print_summary(info: ReportInfo, file: Any = None) -> None:
-    print(summary_text(info), file=file if file is not None else sys.stdout)

@@ -99,16 +99,11 @@ def at(fault: str, moment: str) -> None:
 
 
 class PoisonedLoss:
-    """torch.nn.functional, except that the training loss is NaN once `on` (the "nan" fault)."""
+    """The "nan" fault: a `loss_hook` for `train_trial` that makes the training loss NaN once
+    `on` (passed to the trial as a parameter; nothing in torch or the package is swapped)."""
 
-    def __init__(self, real: Any):
-        self.real, self.on = real, False
+    def __init__(self) -> None:
+        self.on = False
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    def cross_entropy(self, *args: Any, **kwargs: Any) -> Any:
-        loss = self.real.cross_entropy(*args, **kwargs)
-        if self.on and kwargs.get("reduction", "mean") == "mean":  # evaluation sums
-            return loss * float("nan")
-        return loss
+    def __call__(self, loss: Any) -> Any:
+        return loss * float("nan") if self.on else loss

@@ -74,11 +74,6 @@ def _number(value: Any) -> float:
         return math.nan
 
 
-def trial_status(result: dict[str, Any] | None, error: bool, planned_epochs: int) -> str:
-    """The status a trial that reported `result` last ends with (see `TrialOutcome.of`)."""
-    return TrialOutcome.of(result, error, planned_epochs).status
-
-
 def trial_row(config: dict[str, Any], outcome: TrialOutcome, wall_s: float,
               trial_id: str) -> dict[str, Any]:
     """The trials table's row of a trial run with `config` (see `results.COLUMNS`)."""

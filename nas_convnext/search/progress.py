@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -74,3 +75,24 @@ def _short(row: dict[str, Any]) -> str:
     return (f"{ref}{row['stem']} d{row['depths']} w{row['width']} e{row['expansion']:g} "
             f"g{row['groups']} k{row['kernel']} {row['spatial_conv']} {row['act']} "
             f"{row['activations']}-act {row['norm']}/{row['norms']} {row['downsample']}-ds")
+
+
+def end_lines(run_dir: Path, df) -> list[str]:
+    """What a finished search prints first: where its results are, its trials by status and
+    its best completed designs."""
+    lines = [f"\nresults: {run_dir}/ (trials.parquet, trials.csv, run.json, study.db)"]
+    counts = df["status"].value_counts().to_dict() if len(df) else {}
+    lines.append("trials: " + (", ".join(f"{n} {k}" for k, n in counts.items()) or "none"))
+    ok = df[(df["status"] == "completed") & df["top1"].map(lambda v: math.isfinite(v))]
+    if len(ok):
+        lines.append("best designs by proxy top-1 (completed trials):")
+        best = ok.sort_values(["top1", "flops"], ascending=[False, True]).head(5)
+        for _, r in best.iterrows():
+            ref = f" [{r['reference']}]" if r["reference"] else ""
+            lines.append(f"  top1 {r['top1']:.3f}  {r['flops'] / 1e9:.2f} GFLOPs{ref}  "
+                         f"{r['stem']} depths={r['depths']} width={r['width']} "
+                         f"expansion={r['expansion']:g} groups={r['groups']} "
+                         f"kernel={r['kernel']} {r['spatial_conv']} {r['act']} "
+                         f"activations={r['activations']} norm={r['norm']} norms={r['norms']} "
+                         f"downsample={r['downsample']}")
+    return lines

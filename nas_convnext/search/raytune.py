@@ -71,27 +71,20 @@ def trainable(config: dict[str, Any], data=None) -> None:
     import ray
     from ray import tune
 
-    from ..training import trial as train_module
     from ..training.trial import train_trial
 
     arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
-    poisoned = faults.PoisonedLoss(train_module.F) if faults.kind(config) == "nan" else None
+    poisoned = faults.PoisonedLoss() if faults.kind(config) == "nan" else None
 
     def report(metrics: dict[str, Any]) -> None:
         if faults.inject(config, metrics["epoch"]) == "nan" and poisoned is not None:
             poisoned.on = True
         tune.report({**metrics, "node_id": node, "status": "running"})
 
-    if poisoned is not None:  # only this trial, in this worker; restored: actors are reused
-        train_module.F = poisoned
-    try:
-        result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
-                             threads=max(1, int(config["cpus_per_trial"])))
-    finally:
-        if poisoned is not None:
-            train_module.F = poisoned.real
+    result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
+                         threads=max(1, int(config["cpus_per_trial"])), loss_hook=poisoned)
     if result.status == "diverged":
         last = result.history[-1] if result.history else {}
         tune.report({"epoch": result.epochs, "top1": last.get("top1", 0.0),
@@ -236,106 +229,111 @@ def check_resources(cfg: SearchConfig) -> None:
                          f"{gpus:g} GPUs")
 
 
+class TableWriter:
+    """Writes the trials table after every finished trial, and owns the time budget.
+
+    It also remembers each running trial's last reported result, so that when the whole
+    run stops (time budget, Ctrl-C, SIGTERM) the trials in flight that reported an epoch
+    can be recorded as cut short (`cut_short`), with the metrics of their last epoch.
+    """
+
+    def __init__(self, run_dir: Path, rows: list[dict[str, Any]], planned_epochs: int,
+                 progress: "Progress", deadline: float = math.inf):
+        self.run_dir, self.rows, self.planned = run_dir, rows, planned_epochs
+        self.progress = progress
+        self.deadline = deadline  # time.time() at which the time budget is spent
+        self.started: dict[str, float] = {}
+        self.running: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        self.write_error: OSError | None = None  # a full disk or a read-only folder
+        self.folder = _identity(run_dir)
+        self.gone = False  # the run folder was removed or replaced while the search ran
+        self.quieted: dict[str, int] = {}
+
+    def on_step_begin(self, iteration, trials, **info):
+        if not self.gone and _identity(self.run_dir) != self.folder:
+            self.gone = True
+            self.write_error = self.write_error or OSError(
+                errno.ENOTDIR, "Not a directory", str(self.run_dir / "trials.parquet"))
+            # Tune's own writes into the folder (ray/) now fail and log tracebacks until
+            # the stop: the one line the search prints says what happened instead.
+            for name in ("ray.tune", "ray.train", "ray.air"):
+                logger = logging.getLogger(name)
+                self.quieted.setdefault(name, logger.level)
+                logger.setLevel(logging.CRITICAL + 1)
+
+    def restore_logging(self) -> None:
+        for name, level in self.quieted.items():
+            logging.getLogger(name).setLevel(level)
+        self.quieted.clear()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.time()
+        self.running[trial.trial_id] = (trial.config, None)
+        self.progress.update(trials)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.running[trial.trial_id] = (trial.config, dict(result))
+        self.progress.update(trials)
+        if faults.in_driver(trial.config, result, self.run_dir) == "expire":
+            self.deadline = -math.inf
+
+    def _record(self, row: dict[str, Any], trials) -> None:
+        self.running.pop(row["trial_id"], None)
+        self.rows.append(row)
+        if self.write_error is None:
+            try:
+                write_table(self.run_dir, self.rows)
+            except OSError as exc:  # the last good table stays; the search stops
+                self.write_error = exc
+        self.progress.finished(row, trials)
+
+    def _finish(self, trial, error_text: str, error: bool, trials) -> None:
+        outcome = TrialOutcome.of(trial.last_result, error, self.planned, error_text)
+        wall = time.time() - self.started.get(trial.trial_id, time.time())
+        self._record(trial_row(trial.config, outcome, wall, trial.trial_id), trials)
+
+    def expired(self) -> bool:
+        return time.time() >= self.deadline
+
+    def stop_all(self) -> bool:  # asked by the stopper after every step
+        return self.write_error is not None or self.expired()
+
+    def unfinished(self) -> int:
+        """Trials started and not finished (with or without a reported epoch)."""
+        return len(self.running)
+
+    def cut_short(self, reason: str) -> int:
+        """Record the trials in flight that reported an epoch as cut short by `reason`;
+        returns how many. Those without an epoch have nothing to record: a resume trains
+        them (their Optuna trials are still RUNNING)."""
+        n = 0
+        for trial_id, (config, result) in sorted(self.running.items(),
+                                                 key=lambda kv: kv[1][0]["order"]):
+            epochs = int((result or {}).get("epoch", 0) or 0)
+            if epochs < 1 or result.get("status") == "diverged":
+                continue
+            wall = time.time() - self.started.get(trial_id, time.time())
+            note = cut_short_note(reason, epochs, self.planned)
+            outcome = TrialOutcome.of(result, False, self.planned).cut_short(note)
+            self._record(trial_row(config, outcome, wall, trial_id), [])
+            n += 1
+        return n
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, "", False, trials)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._finish(trial, _error_text(trial), True, trials)
+
+
 def _callback_class():
+    """`TableWriter` as the Ray Tune callback it is (Ray is imported only when a search runs)."""
     from ray.tune import Callback
 
-    class TableWriter(Callback):
-        """Writes the trials table after every finished trial, and owns the time budget.
+    class TuneTableWriter(TableWriter, Callback):
+        pass
 
-        It also remembers each running trial's last reported result, so that when the whole
-        run stops (time budget, Ctrl-C, SIGTERM) the trials in flight that reported an epoch
-        can be recorded as cut short (`cut_short`), with the metrics of their last epoch.
-        """
-
-        def __init__(self, run_dir: Path, rows: list[dict[str, Any]], planned_epochs: int,
-                     progress: "Progress", deadline: float = math.inf):
-            self.run_dir, self.rows, self.planned = run_dir, rows, planned_epochs
-            self.progress = progress
-            self.deadline = deadline  # time.time() at which the time budget is spent
-            self.started: dict[str, float] = {}
-            self.running: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
-            self.write_error: OSError | None = None  # a full disk or a read-only folder
-            self.folder = _identity(run_dir)
-            self.gone = False  # the run folder was removed or replaced while the search ran
-            self.quieted: dict[str, int] = {}
-
-        def on_step_begin(self, iteration, trials, **info):
-            if not self.gone and _identity(self.run_dir) != self.folder:
-                self.gone = True
-                self.write_error = self.write_error or OSError(
-                    errno.ENOTDIR, "Not a directory", str(self.run_dir / "trials.parquet"))
-                # Tune's own writes into the folder (ray/) now fail and log tracebacks until
-                # the stop: the one line the search prints says what happened instead.
-                for name in ("ray.tune", "ray.train", "ray.air"):
-                    logger = logging.getLogger(name)
-                    self.quieted.setdefault(name, logger.level)
-                    logger.setLevel(logging.CRITICAL + 1)
-
-        def restore_logging(self) -> None:
-            for name, level in self.quieted.items():
-                logging.getLogger(name).setLevel(level)
-            self.quieted.clear()
-
-        def on_trial_start(self, iteration, trials, trial, **info):
-            self.started[trial.trial_id] = time.time()
-            self.running[trial.trial_id] = (trial.config, None)
-            self.progress.update(trials)
-
-        def on_trial_result(self, iteration, trials, trial, result, **info):
-            self.running[trial.trial_id] = (trial.config, dict(result))
-            self.progress.update(trials)
-            if faults.in_driver(trial.config, result, self.run_dir) == "expire":
-                self.deadline = -math.inf
-
-        def _record(self, row: dict[str, Any], trials) -> None:
-            self.running.pop(row["trial_id"], None)
-            self.rows.append(row)
-            if self.write_error is None:
-                try:
-                    write_table(self.run_dir, self.rows)
-                except OSError as exc:  # the last good table stays; the search stops
-                    self.write_error = exc
-            self.progress.finished(row, trials)
-
-        def _finish(self, trial, error_text: str, error: bool, trials) -> None:
-            outcome = TrialOutcome.of(trial.last_result, error, self.planned, error_text)
-            wall = time.time() - self.started.get(trial.trial_id, time.time())
-            self._record(trial_row(trial.config, outcome, wall, trial.trial_id), trials)
-
-        def expired(self) -> bool:
-            return time.time() >= self.deadline
-
-        def stop_all(self) -> bool:  # asked by the stopper after every step
-            return self.write_error is not None or self.expired()
-
-        def unfinished(self) -> int:
-            """Trials started and not finished (with or without a reported epoch)."""
-            return len(self.running)
-
-        def cut_short(self, reason: str) -> int:
-            """Record the trials in flight that reported an epoch as cut short by `reason`;
-            returns how many. Those without an epoch have nothing to record: a resume trains
-            them (their Optuna trials are still RUNNING)."""
-            n = 0
-            for trial_id, (config, result) in sorted(self.running.items(),
-                                                     key=lambda kv: kv[1][0]["order"]):
-                epochs = int((result or {}).get("epoch", 0) or 0)
-                if epochs < 1 or result.get("status") == "diverged":
-                    continue
-                wall = time.time() - self.started.get(trial_id, time.time())
-                note = cut_short_note(reason, epochs, self.planned)
-                outcome = TrialOutcome.of(result, False, self.planned).cut_short(note)
-                self._record(trial_row(config, outcome, wall, trial_id), [])
-                n += 1
-            return n
-
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            self._finish(trial, "", False, trials)
-
-        def on_trial_error(self, iteration, trials, trial, **info):
-            self._finish(trial, _error_text(trial), True, trials)
-
-    return TableWriter
+    return TuneTableWriter
 
 
 def _error_text(trial) -> str:

@@ -31,7 +31,7 @@ class Proxy:
     drop_path: float = 0.0
     mixup: float = 0.0          # mixup alpha (0: off)
     cutmix: float = 0.0         # cutmix alpha (0: off)
-    augment: bool = True        # random crop (4 px padding) and horizontal flip, batch-wise
+    augment: bool = True        # random crop (4 px padding) and flip, drawn per image
     optimizer: str = "adamw"    # "adamw" (the modern recipe) or "sgd" (ResNet's original)
 
     def __post_init__(self) -> None:

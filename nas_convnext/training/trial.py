@@ -2,11 +2,13 @@
 
 No Ray here: the search runs this function inside Ray Tune, the CLI runs it directly, and the
 tests run it on its own. The data lives in memory as uint8 tensors (on the GPU when there is
-one), batches are cut by indexing and augmented batch-wise on the device, so the loop's time
+one), batches are cut by indexing and augmented on the device (a random crop and flip per image,
+all drawn in one batched gather), so the loop's time
 goes to forward, backward and the optimizer step rather than to a data pipeline.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -208,8 +210,18 @@ def evaluate(model, vx, vy, batch: int, channels_last: bool, autocast) -> tuple[
 
 def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | None = None,
                 threads: int | None = None, device: str | None = None,
-                max_epochs: int | None = None) -> TrialResult:
+                max_epochs: int | None = None,
+                loss_hook: Callable[[torch.Tensor], torch.Tensor] | None = None) -> TrialResult:
     """Train `arch`'s proxy on `data`; call `report` with the metrics after every epoch.
+
+    `arch`: the full-size design (the proxy narrows it). `proxy`: resolution, width, epochs,
+    batch, recipe (`training.proxy`). `data`: a `Dataset`, of which the proxy takes a seeded,
+    class-balanced subset. `seed`: model initialisation, batch order and augmentation.
+    `report(metrics)`: called after each epoch with epoch, top1, top5, loss, val_loss,
+    images_per_s and times. `threads`: torch's CPU threads (default: torch's choice).
+    `device`: "cpu", "cuda", ... (default: a GPU when there is one). `max_epochs`: fewer
+    epochs than the proxy's. `loss_hook`: applied to every training loss (the fault tests
+    make it NaN; see `search.faults`).
 
     A NaN or infinite loss ends the trial as `diverged` with the last good epoch's metrics;
     it does not raise. `report` may raise to stop the trial (Ray Tune does so when ASHA
@@ -221,6 +233,68 @@ def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | 
     if threads is not None and dev.type == "cpu":
         torch.set_num_threads(max(1, int(threads)))
     torch.manual_seed(seed)
+    loop = _setup(arch, proxy, data, seed, dev, max_epochs, loss_hook)
+    result = TrialResult(status="completed", epochs=0)
+    compute_s = eval_s = 0.0
+    images = 0
+    for epoch in range(1, loop.epochs + 1):
+        step = _train_epoch(loop, epoch)
+        compute_s += step.compute_s
+        images += step.images
+        if step.diverged:
+            result.status, result.message = "diverged", step.diverged
+            break
+        t0 = time.perf_counter()
+        top1, top5, val_loss = evaluate(loop.model, loop.vx, loop.vy, 512, loop.cuda,
+                                        loop.autocast)
+        eval_s += time.perf_counter() - t0
+        if not math.isfinite(val_loss):
+            result.status = "diverged"
+            result.message = f"validation loss became {val_loss} in epoch {epoch}"
+            break
+        elapsed = time.perf_counter() - t_start
+        metrics = {"epoch": epoch, "top1": top1, "top5": top5, "loss": step.loss,
+                   "val_loss": val_loss, "images_per_s": images / max(1e-9, elapsed),
+                   "elapsed_s": elapsed, "compute_s": compute_s, "eval_s": eval_s}
+        result.history.append(metrics)
+        result.epochs, result.top1, result.top5 = epoch, top1, top5
+        result.loss, result.val_loss = metrics["loss"], val_loss
+        result.images_per_s = metrics["images_per_s"]
+        if report is not None:
+            report(dict(metrics))
+    result.elapsed_s = time.perf_counter() - t_start
+    result.compute_s, result.eval_s = compute_s, eval_s
+    if images:
+        result.images_per_s = images / result.elapsed_s
+    return result
+
+
+@dataclass
+class _Loop:
+    """Everything the epochs of one trial share: data on the device, model, optimizer."""
+
+    proxy: Proxy
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: Any
+    mixer: Any
+    autocast: Callable[[], Any]
+    gen: torch.Generator
+    tx: torch.Tensor
+    ty: torch.Tensor
+    vx: torch.Tensor
+    vy: torch.Tensor
+    dev: torch.device
+    cuda: bool
+    epochs: int
+    batch: int
+    steps: int
+    loss_hook: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def _setup(arch: Arch, proxy: Proxy, data, seed: int, dev: torch.device,
+           max_epochs: int | None, loss_hook) -> _Loop:
+    """The trial's data subset on the device, its model, optimizer, schedule and mixer."""
     gen = torch.Generator().manual_seed(seed)
     tx, ty, vx, vy = prepare(data, proxy, seed, dev)
     num_classes = int(data.num_classes)
@@ -248,70 +322,54 @@ def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | 
         def autocast():
             return torch.autocast("cuda", dtype=torch.bfloat16)
     else:
-        import contextlib
-
         def autocast():
             return contextlib.nullcontext()
+    return _Loop(proxy, model, opt, sched, mixer, autocast, gen, tx, ty, vx, vy, dev, cuda,
+                 epochs, bs, steps_per_epoch, loss_hook)
 
-    result = TrialResult(status="completed", epochs=0)
-    compute_s = eval_s = 0.0
-    images = 0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        perm = torch.randperm(len(ty), generator=gen).to(dev)
-        loss_sum, seen, diverged = 0.0, 0, False
-        for s in range(steps_per_epoch):
-            idx = perm[s * bs:(s + 1) * bs]
-            x, y = tx[idx], ty[idx]
-            if proxy.augment:
-                x = _augment(x, gen)
-            x = _normalise(x, cuda)
-            if mixer is not None:
-                x, target = mixer(x, y)
-            if cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            with autocast():
-                logits = model(x)
-            if mixer is not None:
-                loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
-            else:
-                loss = F.cross_entropy(logits.float(), y, label_smoothing=proxy.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            lv = loss.item()  # synchronises, so the timing below is honest on GPU too
-            compute_s += time.perf_counter() - t0
-            if not math.isfinite(lv):
-                diverged = True
-                break
-            loss_sum += lv * len(y)
-            seen += len(y)
-            images += len(y)
-        if diverged:
-            result.status = "diverged"
-            result.message = f"loss became {lv} in epoch {epoch}, step {s + 1}"
-            break
+
+@dataclass(frozen=True)
+class _Epoch:
+    loss: float          # mean training loss
+    images: int
+    compute_s: float     # forward, backward and optimizer step
+    diverged: str        # why the loss is not finite ("" when it is)
+
+
+def _train_epoch(loop: _Loop, epoch: int) -> _Epoch:
+    """One pass over the training subset in a seeded order; stops at a non-finite loss."""
+    loop.model.train()
+    perm = torch.randperm(len(loop.ty), generator=loop.gen).to(loop.dev)
+    loss_sum, seen, compute_s = 0.0, 0, 0.0
+    bs = loop.batch
+    for s in range(loop.steps):
+        idx = perm[s * bs:(s + 1) * bs]
+        x, y = loop.tx[idx], loop.ty[idx]
+        if loop.proxy.augment:
+            x = _augment(x, loop.gen)
+        x = _normalise(x, loop.cuda)
+        if loop.mixer is not None:
+            x, target = loop.mixer(x, y)
+        if loop.cuda:
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
-        top1, top5, val_loss = evaluate(model, vx, vy, 512, cuda, autocast)
-        eval_s += time.perf_counter() - t0
-        if not math.isfinite(val_loss):
-            result.status = "diverged"
-            result.message = f"validation loss became {val_loss} in epoch {epoch}"
-            break
-        elapsed = time.perf_counter() - t_start
-        metrics = {"epoch": epoch, "top1": top1, "top5": top5, "loss": loss_sum / max(1, seen),
-                   "val_loss": val_loss, "images_per_s": images / max(1e-9, elapsed),
-                   "elapsed_s": elapsed, "compute_s": compute_s, "eval_s": eval_s}
-        result.history.append(metrics)
-        result.epochs, result.top1, result.top5 = epoch, top1, top5
-        result.loss, result.val_loss = metrics["loss"], val_loss
-        result.images_per_s = metrics["images_per_s"]
-        if report is not None:
-            report(dict(metrics))
-    result.elapsed_s = time.perf_counter() - t_start
-    result.compute_s, result.eval_s = compute_s, eval_s
-    if images:
-        result.images_per_s = images / result.elapsed_s
-    return result
+        with loop.autocast():
+            logits = loop.model(x)
+        if loop.mixer is not None:
+            loss = torch.sum(-target * F.log_softmax(logits.float(), dim=-1), dim=-1).mean()
+        else:
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=loop.proxy.label_smoothing)
+        if loop.loss_hook is not None:
+            loss = loop.loss_hook(loss)
+        loop.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loop.opt.step()
+        loop.sched.step()
+        lv = loss.item()  # synchronises, so the timing below is honest on GPU too
+        compute_s += time.perf_counter() - t0
+        if not math.isfinite(lv):
+            return _Epoch(loss_sum / max(1, seen), seen, compute_s,
+                          f"loss became {lv} in epoch {epoch}, step {s + 1}")
+        loss_sum += lv * len(y)
+        seen += len(y)
+    return _Epoch(loss_sum / max(1, seen), seen, compute_s, "")

@@ -275,17 +275,17 @@ def test_edf_by_choice_labels_and_normalised_curves():
 
 def test_bootstrap_is_seeded_and_reproducible():
     x = np.random.default_rng(1).normal(0.7, 0.05, 50)
-    a, b = A.bootstrap_mean_ci(x, 2000, seed=3), A.bootstrap_mean_ci(x, 2000, seed=3)
+    a, b = A.bootstrap_mean_max(x, 2000, seed=3), A.bootstrap_mean_max(x, 2000, seed=3)
     assert a == b
-    assert A.bootstrap_mean_ci(x, 2000, seed=4) != a
-    assert A.bootstrap_max_ci(x, 2000, seed=3) == A.bootstrap_max_ci(x, 2000, seed=3)
-    assert A.bootstrap_best(x, 1 - x, seed=3) == A.bootstrap_best(x, 1 - x, seed=3)
+    assert A.bootstrap_mean_max(x, 2000, seed=4)[0] != a[0]
+    # Each key (a dimension and a choice) draws its own stream.
+    assert A.bootstrap_mean_max(x, 2000, seed=3, keys=("kernel", "7"))[0] != a[0]
 
 
 def test_mean_interval_shrinks_with_n_like_the_standard_error():
     rng = np.random.default_rng(0)
-    small = A.bootstrap_mean_ci(rng.normal(0, 1, 10), 10_000, seed=0)
-    large = A.bootstrap_mean_ci(rng.normal(0, 1, 1000), 10_000, seed=0)
+    small = A.bootstrap_mean_max(rng.normal(0, 1, 10), 10_000, seed=0)[0]
+    large = A.bootstrap_mean_max(rng.normal(0, 1, 1000), 10_000, seed=0)[0]
     assert small.n == 10 and large.n == 1000
     assert large.width < small.width / 3
     # CLT: a 95 % interval of a mean of 1000 unit normals is about 2 * 1.96 / sqrt(1000) wide.
@@ -294,37 +294,20 @@ def test_mean_interval_shrinks_with_n_like_the_standard_error():
 
 def test_max_interval_ends_at_the_sample_max():
     x = np.random.default_rng(2).normal(0.7, 0.05, 40)
-    ci = A.bootstrap_max_ci(x, 5000, seed=0)
+    ci = A.bootstrap_mean_max(x, 5000, seed=0)[1]
     # A resample holds the sample max with probability 1 - (39/40)^40 ~ 0.64 > 0.025, so the
     # upper percentile is the sample max itself.
     assert ci.estimate == x.max() and ci.hi == x.max()
     assert x.min() <= ci.lo < ci.hi
-    one = A.bootstrap_max_ci([0.5], 100, seed=0)
+    one = A.bootstrap_mean_max([0.5], 100, seed=0)[1]
     assert (one.lo, one.estimate, one.hi, one.n) == (0.5, 0.5, 0.5, 1)
 
 
 def test_bootstrap_is_fast():
     x = np.random.default_rng(0).normal(size=1000)
     t = time.perf_counter()
-    A.bootstrap_mean_ci(x, 10_000, seed=0)
+    A.bootstrap_mean_max(x, 10_000, seed=0)
     assert time.perf_counter() - t < 1.0
-
-
-def test_bootstrap_best_value():
-    # Values 1..8, ten trials each, error falling with the value: value 8 always wins when
-    # drawn. Each resample draws 25 % (20) of the 80 pairs, so 8 wins with probability
-    # 1 - (70/80)^20 ~ 0.931; 7 is best only when no 8 is drawn, and (60/80)^20 ~ 0.003 < 2.5 %.
-    values = np.repeat(np.arange(1, 9), 10)
-    errors = 10.0 - values + np.tile(np.linspace(0, 0.1, 10), 8)
-    best = A.bootstrap_best(values, errors, frac=0.25, n_boot=10_000, seed=0)
-    assert best.n == 80 and best.sample_size == 20 and best.numeric
-    shares = dict(best.shares)
-    assert shares["8"] == pytest.approx(1 - (70 / 80) ** 20, abs=0.015)
-    assert (best.lo, best.estimate, best.hi) == (7.0, 8.0, 8.0)
-    cat = A.bootstrap_best(["a", "b", "b"], [0.2, 0.1, 0.3], frac=1.0, n_boot=500, seed=0)
-    assert not cat.numeric and cat.estimate is None
-    # With frac=1 (3 draws) "b" wins unless index 1 is never drawn: (2/3)^3 = 8/27.
-    assert dict(cat.shares)["b"] == pytest.approx(1 - 8 / 27, abs=0.06)
 
 
 # ------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def test_filter_front_and_bootstrap_happen_once(table, monkeypatch):
     usable = _count(monkeypatch, run, "usable")
     fronts = _count(monkeypatch, run, "front_of")
     masks = _count(monkeypatch, front, "_front_mask")
-    draws = _count(monkeypatch, effects, "_mean_max_intervals")
+    draws = _count(monkeypatch, effects, "bootstrap_mean_max")
     an = run.analyse(table, None, seed=0, n_boot=NB)
     assert len(usable) == 1
     # against GFLOPs, then parameters

@@ -7,8 +7,8 @@ import optuna
 import pytest
 
 from nas_convnext import DesignSpace, complexity, presets
-from nas_convnext.design.roadmap import roadmap_steps
 from nas_convnext.design.codec import param
+from nas_convnext.design.roadmap import roadmap_steps
 from nas_convnext.design.space import load_space, shipped_spaces
 
 SMALL = """

@@ -19,9 +19,9 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from nas_convnext.cli import main
 from nas_convnext.design import space as space_module
 from nas_convnext.design.arch import FIELD_NAMES, check_field
-from nas_convnext.cli import main
 from nas_convnext.design.codec import param
 from nas_convnext.userfile import MAX_BYTES, MAX_DEPTH, MAX_EXPANDED, MAX_INT_DIGITS
 

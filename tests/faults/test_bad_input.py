@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 import nas_convnext.search.raytune as raytune_module
 import nas_convnext.search.run as search_module
+from nas_convnext.cli import build_parser, main
 from nas_convnext.design import space as space_module
 from nas_convnext.design.arch import FIELD_NAMES
-from nas_convnext.cli import build_parser, main
 
 SWEEP = settings(max_examples=int(os.environ.get("FAULT_SWEEP_EXAMPLES", "150")), deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -16,13 +16,13 @@ import optuna
 import pytest
 import yaml
 
-from nas_convnext.design.arch import Arch
 from nas_convnext.cli import main
-from nas_convnext.training.proxy import get_proxy
+from nas_convnext.design.arch import Arch
+from nas_convnext.design.space import load_space
 from nas_convnext.results import read_table
 from nas_convnext.search.resume import work_left
 from nas_convnext.search.searcher import StudySearcher, make_sampler, proposal_sampler
-from nas_convnext.design.space import load_space
+from nas_convnext.training.proxy import get_proxy
 
 from .conftest import SMALL
 

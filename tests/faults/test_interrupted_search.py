@@ -22,12 +22,12 @@ import pandas as pd
 import pytest
 
 from nas_convnext.design.arch import Arch
-from nas_convnext.training.proxy import get_proxy
+from nas_convnext.design.space import load_space
 from nas_convnext.results import read_table
 from nas_convnext.search import SearchConfig, run_search
 from nas_convnext.search.resume import work_left
 from nas_convnext.search.searcher import StudySearcher, make_sampler, proposal_sampler
-from nas_convnext.design.space import load_space
+from nas_convnext.training.proxy import get_proxy
 
 TRIALS = 4                # searched designs; with the two reference points, 6 trials in all
 TOTAL = TRIALS + 2

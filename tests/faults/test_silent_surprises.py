@@ -13,8 +13,8 @@ import pytest
 
 from nas_convnext.cli import main
 from nas_convnext.training.data import load_dataset
-from tests.training.test_data import write_idx
 from tests.report.test_report import make_run, small_rows
+from tests.training.test_data import write_idx
 
 
 def idx_dir(root, train_labels, val_labels):

@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 import nas_convnext.search.raytune as raytune_module
 import nas_convnext.search.searcher as searcher_module
+from nas_convnext.cli import main
 from nas_convnext.design import space as space_module
 from nas_convnext.design.arch import FIELD_NAMES, GROUP_RULE_FIELDS, Arch, group_divisor
-from nas_convnext.cli import main
-from nas_convnext.training.proxy import get_proxy
 from nas_convnext.design.space import DesignSpace
+from nas_convnext.training.proxy import get_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = yaml.safe_load((ROOT / "search_spaces" / "small.yaml").read_text())

@@ -1,4 +1,4 @@
-"""Reports: files, figures of the saved size, parseable HTML whose tables hold what analysis.py
+"""Reports: files, figures of the saved size, parseable HTML whose tables hold what the analysis
 computes, the CLI's one-line errors, and the roadmap replay's rank agreement."""
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from nas_convnext import presets
 from nas_convnext import report as R
 from nas_convnext.analysis.roadmap import _roadmap_frame
 from nas_convnext.analysis.run import analyse
-from nas_convnext.report import document as D
-from nas_convnext.report import figures as F
 from nas_convnext.cli import main
 from nas_convnext.design.complexity import complexity
+from nas_convnext.report import document as D
+from nas_convnext.report import figures as F
 from nas_convnext.results import COLUMNS, TABLE, write_table
 
 NB = 1000  # bootstrap resamples in tests: the numbers are not under test here, the files are

@@ -9,7 +9,12 @@ import pytest
 
 from nas_convnext.design.space import load_space
 from nas_convnext.search.outcome import TrialOutcome, trial_row
-from nas_convnext.search.searcher import Candidate, Queued, StudySearcher, proposal_sampler
+from nas_convnext.search.searcher import (
+    Candidate,
+    Queued,
+    StudySearcher,
+    proposal_sampler,
+)
 from nas_convnext.training.proxy import get_proxy
 
 RESULTS = {

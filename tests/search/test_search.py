@@ -15,10 +15,10 @@ import pytest
 
 from nas_convnext import complexity
 from nas_convnext.design.arch import FIELD_NAMES, Arch
+from nas_convnext.design.space import load_space
 from nas_convnext.results import read_table
 from nas_convnext.search import SearchConfig, run_search
-from nas_convnext.search.outcome import trial_status
-from nas_convnext.design.space import load_space
+from nas_convnext.search.outcome import TrialOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_ARGS = dict(space="small", trials=4, proxy="cpu-tiny", budget=4.5e9, concurrency=2)
@@ -124,10 +124,13 @@ def test_a_killed_trial_is_recorded_as_error(ray_session, tmp_path, monkeypatch)
 
 
 def test_trial_status_rules():
-    assert trial_status({"epoch": 3, "top1": 0.5}, False, 3) == "completed"
-    assert trial_status({"epoch": 1}, False, 3) == "stopped_early"
-    assert trial_status({"epoch": 2, "status": "diverged"}, False, 3) == "diverged"
-    assert trial_status(None, True, 3) == "error"
+    def status(result, error, planned):
+        return TrialOutcome.of(result, error, planned).status
+
+    assert status({"epoch": 3, "top1": 0.5}, False, 3) == "completed"
+    assert status({"epoch": 1}, False, 3) == "stopped_early"
+    assert status({"epoch": 2, "status": "diverged"}, False, 3) == "diverged"
+    assert status(None, True, 3) == "error"
 
 
 def test_asha_stops_trials_that_stay_out_of_the_front(ray_session, tmp_path):

@@ -24,8 +24,7 @@ import pytest
 import torch
 
 from nas_convnext.training import data
-from nas_convnext.training.data import cache
-from nas_convnext.training.data import load_dataset
+from nas_convnext.training.data import cache, load_dataset
 from tests.training.test_data import make_cifar10, save_png, solid
 
 ROOT = Path(__file__).resolve().parents[2]

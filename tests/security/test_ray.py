@@ -5,8 +5,7 @@ import logging
 
 import pytest
 
-from nas_convnext.search import raytune
-from nas_convnext.search import SearchConfig
+from nas_convnext.search import SearchConfig, raytune
 
 from .conftest import is_loopback
 

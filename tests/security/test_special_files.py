@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from nas_convnext import results
+from nas_convnext.cli import main
 from nas_convnext.training import data
 from nas_convnext.training.data import cache as data_cache
-from nas_convnext.cli import main
 from tests.report.test_report import make_run, small_rows
 
 ROOT = Path(__file__).resolve().parents[2]

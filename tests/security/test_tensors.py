@@ -42,7 +42,7 @@ def test_every_torch_load_is_weights_only():
             flag = kw.get("weights_only")
             ok = isinstance(flag, ast.Constant) and flag.value is True
             found.append((path.name, node.lineno, ok))
-    assert found, "expected torch.load in data.py's cache reader"
+    assert found, "expected torch.load in the data cache's reader (training/data/cache.py)"
     assert all(ok for *_, ok in found), found
     # Every textual occurrence is one of the calls checked (no alias, no torch.load in a string).
     text = sum(len(re.findall(r"\btorch\.load\(", p.read_text())) for p in SOURCES)
@@ -76,7 +76,7 @@ def test_no_unrestricted_unpickling():
         for n in ast.walk(ast.parse(path.read_text())):
             if isinstance(n, ast.ClassDef) and any(_name(b) == "pickle.Unpickler" for b in n.bases):
                 subclasses.append((path.name, n))
-    assert [(f, c.name) for f, c in subclasses] == [("data.py", "_RestrictedUnpickler")]
+    assert [(f, c.name) for f, c in subclasses] == [("cifar.py", "_RestrictedUnpickler")]
     for _, cls in subclasses:
         assert "find_class" in {f.name for f in cls.body if isinstance(f, ast.FunctionDef)}
 
@@ -105,7 +105,7 @@ def test_the_payload_is_real(tmp_path):
 def test_crafted_synthetic_cache_is_rebuilt_without_running_it(tmp_path):
     cache = tmp_path / "cache"
     first = generate_synthetic(60, 12, seed=3, cache_dir=cache)
-    (path,) = cache.glob("synthetic-*.pt")  # data.py: <cache>/synthetic-<key>.pt
+    (path,) = cache.glob("synthetic-*.pt")  # training/data/cache.py: <cache>/synthetic-<key>.pt
     marker = tmp_path / "pwned"
     _plant(path, marker)
     with pytest.warns(UserWarning, match="unreadable cache"):
@@ -131,7 +131,7 @@ def test_crafted_imagefolder_cache_is_rebuilt_without_running_it(tmp_path):
     root, cache = tmp_path / "imgs", tmp_path / "cache"
     make_split_folder(root)
     first = load_dataset("imagefolder", root, resolution=8, cache_dir=cache)
-    (path,) = cache.glob("imagefolder-*.pt")  # data.py: <cache>/imagefolder-<key>.pt
+    (path,) = cache.glob("imagefolder-*.pt")  # training/data/cache.py: <cache>/imagefolder-<key>.pt
     marker = tmp_path / "pwned"
     _plant(path, marker)
     with pytest.warns(UserWarning, match="unreadable cache"):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nas_convnext.training import proxy as proxy_mod
-from nas_convnext.design.arch import design_from_file, load_design
 from nas_convnext.cli import main
+from nas_convnext.design.arch import design_from_file, load_design
 from nas_convnext.design.space import DesignSpace, load_space
+from nas_convnext.training import proxy as proxy_mod
 
 PACKAGE = Path(__file__).resolve().parents[2] / "nas_convnext"
 TAGS = ["!!python/object/apply:os.system", "!!python/object/new:os.system"]

@@ -16,11 +16,16 @@ import torch
 import torch.nn.functional as F
 
 from nas_convnext import complexity, presets
-from nas_convnext.training import trial as train_mod
 from nas_convnext.cli import main
+from nas_convnext.training import trial as train_mod
 from nas_convnext.training.data import Dataset, load_dataset
 from nas_convnext.training.proxy import get_proxy
-from nas_convnext.training.trial import _augment, _lr_lambda, check_resolution, train_trial
+from nas_convnext.training.trial import (
+    _augment,
+    _lr_lambda,
+    check_resolution,
+    train_trial,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT_KEYS = {"epoch", "top1", "top5", "loss", "images_per_s", "elapsed_s"}
@@ -65,7 +70,9 @@ def test_same_seed_same_history_other_seed_differs(synthetic):
     b = train_trial(arch("convnext_t"), proxy, synthetic, seed=3, threads=1)
     c = train_trial(arch("convnext_t"), proxy, synthetic, seed=4, threads=1)
     assert a.status == b.status == c.status == "completed"
-    hist = lambda r: [(h["loss"], h["val_loss"], h["top1"], h["top5"]) for h in r.history]
+    def hist(r):
+        return [(h["loss"], h["val_loss"], h["top1"], h["top5"]) for h in r.history]
+
     assert len(a.history) == 2
     assert hist(a) == hist(b)                       # bit for bit, not approximately
     assert (a.top1, a.loss) == (b.top1, b.loss)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from .cache import default_cache_dir
+from .cache import CACHE_ENV_VAR, default_cache_dir
 from .cifar import _load_cifar
 from .dataset import _MAX_SIDE, Dataset, _require_data_dir, to_resolution
 from .idx import _load_idx
-from .imagefolder import IMAGE_EXTENSIONS, _load_imagefolder, imagefolder_classes
+from .imagefolder import IMAGE_EXTENSIONS, _load_imagefolder
 from .synthetic import (
     _SYNTHETIC_DEFAULT_TRAIN,
     _SYNTHETIC_DEFAULT_VAL,
@@ -28,6 +28,7 @@ from .synthetic import (
 )
 
 __all__ = [
+    "CACHE_ENV_VAR",
     "DATASETS",
     "GENERATOR_VERSION",
     "IMAGE_EXTENSIONS",
@@ -35,7 +36,6 @@ __all__ = [
     "Dataset",
     "default_cache_dir",
     "generate_synthetic",
-    "imagefolder_classes",
     "load_dataset",
     "to_resolution",
 ]
@@ -74,20 +74,7 @@ def load_dataset(
     ``~/.cache/nas-convnext``) holds generated/decoded tensors;
     ``use_cache=False`` neither reads nor writes it.
     """
-    if name not in DATASETS:
-        hint = ""
-        if isinstance(name, str) and name.lower().replace("-", "").replace("_", "") in (
-            "mnist", "fashionmnist", "kmnist", "emnist"
-        ):
-            hint = " (MNIST-style files load with dataset 'idx')"
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{hint}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
-    if resolution is not None and (
-        isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= _MAX_SIDE
-    ):
-        raise ValueError(f"resolution must be an integer between 1 and {_MAX_SIDE}, got {resolution!r}")
-
+    _check_arguments(name, seed, resolution)
     if name == "synthetic":
         if data_dir is not None:
             warnings.warn("dataset 'synthetic' is generated; the data directory is ignored", stacklevel=2)
@@ -130,3 +117,19 @@ def load_dataset(
             seed,
         )
     return ds
+
+
+def _check_arguments(name: str, seed: int, resolution: int | None) -> None:
+    if name not in DATASETS:
+        hint = ""
+        if isinstance(name, str) and name.lower().replace("-", "").replace("_", "") in (
+            "mnist", "fashionmnist", "kmnist", "emnist"
+        ):
+            hint = " (MNIST-style files load with dataset 'idx')"
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}{hint}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if resolution is not None and (
+        isinstance(resolution, bool) or not isinstance(resolution, int) or not 1 <= resolution <= _MAX_SIDE
+    ):
+        raise ValueError(f"resolution must be an integer between 1 and {_MAX_SIDE}, got {resolution!r}")

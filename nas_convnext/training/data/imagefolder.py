@@ -21,7 +21,6 @@ from .cache import _cached
 from .dataset import (
     _MAX_IMAGE_PIXELS,
     Dataset,
-    _require_data_dir,
     _too_big,
 )
 
@@ -188,19 +187,10 @@ def _stack(items: list[tuple[Path, int]], resolution: int) -> tuple[torch.Tensor
     return x, y
 
 
-def _load_imagefolder(
-    root: Path,
-    *,
-    resolution: int,
-    seed: int,
-    val_fraction: float,
-    cache_dir: str | Path | None,
-    use_cache: bool,
-) -> Dataset:
-    if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool) or not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
-    root_real = os.path.realpath(root)
-    skipped: list[str] = []
+def _split(root: Path, root_real: str, skipped: list[str], seed: int, val_fraction: float
+           ) -> tuple[list[tuple[Path, int]], list[tuple[Path, int]], list[str], str]:
+    """(training items, validation items, classes, how they were split) of an image folder:
+    its train/ and val/ folders, or a seeded, stratified split of its classes."""
     train_dir = root / "train"
     val_dir = next((root / n for n in ("val", "validation") if (root / n).is_dir()), None)
     if train_dir.is_dir() and val_dir is not None:
@@ -215,7 +205,7 @@ def _load_imagefolder(
         if train_dir.is_dir():
             warnings.warn(
                 f"image folder {str(root)!r} has train/ but no val/; splitting train/ with seed {seed}",
-                stacklevel=3,
+                stacklevel=4,
             )
             root_for_split = train_dir
         else:
@@ -233,6 +223,24 @@ def _load_imagefolder(
             for i, p in enumerate(paths):
                 (val_items if i in val_set else train_items).append((p, label))
         split_desc = f"seed={seed},fraction={val_fraction}"
+    return train_items, val_items, classes, split_desc
+
+
+def _load_imagefolder(
+    root: Path,
+    *,
+    resolution: int,
+    seed: int,
+    val_fraction: float,
+    cache_dir: str | Path | None,
+    use_cache: bool,
+) -> Dataset:
+    if not isinstance(val_fraction, (int, float)) or isinstance(val_fraction, bool) or not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be a number strictly between 0 and 1, got {val_fraction!r}")
+    root_real = os.path.realpath(root)
+    skipped: list[str] = []
+    train_items, val_items, classes, split_desc = _split(root, root_real, skipped, seed,
+                                                         val_fraction)
     for split, items in (("training", train_items), ("validation", val_items)):
         if not items:
             raise ValueError(
@@ -274,10 +282,3 @@ def _load_imagefolder(
         return Dataset("imagefolder", train_x, train_y, val_x, val_y, len(classes))
 
     return _cached("imagefolder", settings, build, cache_dir, use_cache)
-
-
-def imagefolder_classes(data_dir: str | Path) -> list[str]:
-    """Class names of an image folder in label order (label i is the i-th name)."""
-    root = _require_data_dir("imagefolder", data_dir)
-    split = root / "train" if (root / "train").is_dir() else root
-    return sorted(_class_dirs(split, os.path.realpath(root), []))

@@ -42,10 +42,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from nas_convnext.design.arch import Arch, presets  # noqa: E402
+from nas_convnext.design.space import load_space  # noqa: E402
+from nas_convnext.results import atomic_write_bytes  # noqa: E402
 from nas_convnext.training.data import load_dataset  # noqa: E402
 from nas_convnext.training.proxy import get_proxy  # noqa: E402
-from nas_convnext.results import atomic_write_bytes  # noqa: E402
-from nas_convnext.design.space import load_space  # noqa: E402
 from nas_convnext.training.trial import train_trial  # noqa: E402
 
 REFERENCES = ("convnext_t", "resnet50")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy = the_proxy()
         data = load_dataset("idx", args.data)
         trained = 0
-        for i, (name, arch) in enumerate(todo[::-1] if args.reverse else todo, 1):
+        for name, arch in (todo[::-1] if args.reverse else todo):
             done = read_progress(progress)  # another process may share the file
             if arch.key() in done or (args.limit is not None and trained >= args.limit):
                 continue

@@ -32,8 +32,8 @@ from bench._doc import write_section  # noqa: E402
 from nas_convnext.design.arch import presets  # noqa: E402
 from nas_convnext.training.data import load_dataset  # noqa: E402
 from nas_convnext.training.proxy import get_proxy  # noqa: E402
-from nas_convnext.training.trial import train_trial  # noqa: E402
 from nas_convnext.training.speed import SPREAD, cached_speed, measure_speed  # noqa: E402
+from nas_convnext.training.trial import train_trial  # noqa: E402
 
 
 def _batch(text: str) -> int | None:

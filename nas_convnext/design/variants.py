@@ -22,11 +22,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .arch import WIDTH_ROUND, Arch, round_to
-from .complexity import complexity, fit_width, parse_flops
-from .codec import text
-from .space import DesignSpace
 from ..userfile import shown
+from .arch import WIDTH_ROUND, Arch, round_to
+from .codec import text
+from .complexity import complexity, fit_width, parse_flops
+from .space import DesignSpace
 
 __all__ = ["BASE", "Variant", "Skipped", "VariantPlan", "plan_variants", "one_change_variants",
            "encode_value"]

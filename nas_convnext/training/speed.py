@@ -48,11 +48,11 @@ from ..analysis.stats import RankAgreement, rank_agreement
 from ..design.arch import Arch
 from ..design.build import build_model
 from ..design.complexity import complexity
-from .data.cache import default_cache_dir
 from ..memory import available_bytes, format_bytes
 from ..results import atomic_write_text
-from .trial import check_resolution, pick_device
 from ..userfile import FileRefused, load_file
+from .data.cache import default_cache_dir
+from .trial import check_resolution, pick_device
 
 SPREAD = "interquartile range"
 DEFAULT_BATCH = 64

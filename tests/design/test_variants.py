@@ -7,10 +7,10 @@ import math
 import pytest
 
 from nas_convnext.design.arch import FIELD_NAMES, Arch, presets
-from nas_convnext.design.complexity import complexity
-from nas_convnext.design.variants import BASE, one_change_variants, plan_variants
 from nas_convnext.design.codec import text as label
+from nas_convnext.design.complexity import complexity
 from nas_convnext.design.space import DesignSpace, load_space
+from nas_convnext.design.variants import BASE, one_change_variants, plan_variants
 
 CONVNEXT_T = presets()["convnext_t"]
 SMALL_BASE = dataclasses.replace(CONVNEXT_T, depths=(2, 2, 6, 2))   # a design of `small`

@@ -6,8 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from nas_convnext.search.mo_asha import (MOASHA, RungRecord, crowding_distances, front_ranks,
-                                  mo_asha_scheduler, promotes, rung_milestones)
+from nas_convnext.search.mo_asha import (
+    MOASHA,
+    RungRecord,
+    crowding_distances,
+    front_ranks,
+    mo_asha_scheduler,
+    promotes,
+    rung_milestones,
+)
 
 GF = 1e9
 # (name, epoch-1 top-1, FLOPs): the first three reach the rung first.

@@ -7,10 +7,15 @@ import pandas as pd
 import pytest
 
 from nas_convnext.design.arch import Arch, presets
-from nas_convnext.search.mo_asha import MOASHA
-from nas_convnext.search.replay import (ReplayTable, SimulatedClock, compute_used, replay_trial,
-                                 simulate_run)
 from nas_convnext.design.space import load_space
+from nas_convnext.search.mo_asha import MOASHA
+from nas_convnext.search.replay import (
+    ReplayTable,
+    SimulatedClock,
+    compute_used,
+    replay_trial,
+    simulate_run,
+)
 
 EPOCHS = 4
 

@@ -5,10 +5,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from .local_http import closed_port_url, serving
 
 from nas_convnext.training.data import download as download_module
 from nas_convnext.training.data.download import Checksum, DownloadError, download
+
+from .local_http import closed_port_url, serving
 
 BODY = bytes(range(256)) * 400  # 102,400 bytes, enough for several reads
 SHA = "sha256:" + hashlib.sha256(BODY).hexdigest()

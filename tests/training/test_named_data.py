@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from .local_http import closed_port_url, serving
 
 from nas_convnext.training.data import named
 from nas_convnext.training.data.named import (
@@ -33,6 +32,8 @@ from nas_convnext.training.data.named import (
     load_named,
     resolve_dataset,
 )
+
+from .local_http import closed_port_url, serving
 
 IDX_NAMES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")

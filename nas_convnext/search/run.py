@@ -131,6 +131,7 @@ class _Plan:
     proxy: Proxy
     sampler: Any
     data: Any
+    data_source: Any                 # training.trial.DataSource: where the images came from
     fixed: tuple[Candidate, ...]     # trained before any proposal: references, or the steps
     fault: str
 
@@ -164,7 +165,7 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Pl
         sampler = make_sampler(cfg.sampler, cfg.seed, space)
     with named("storage_path"):
         check_storage_path(cfg.storage_path)
-    from ..training.trial import check_resolution, load_proxy_data
+    from ..training.trial import check_resolution, load_proxy_data, resolve_data
 
     if resume_dir is None:
         name = cfg.name or default_run_name(space, cfg.budget)
@@ -172,13 +173,18 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Pl
         run_dir = Path(cfg.results_dir) / name
         _check_free(run_dir)
     with named("dataset"):
-        data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
+        # Resolved once, here: the trials get the images, never a name to look up again.
+        source = resolve_data(cfg.dataset, cfg.data_dir)
+        data = load_proxy_data(source, None, proxy)
+    if meta is not None and meta.get("dataset_source") not in (None, source.source):
+        print(f"note: {run_dir}: the run's data came from {meta['dataset_source']}, this resume's "
+              f"from {source.source}", file=sys.stderr)
     fixed = roadmap_candidates() if kind == "roadmap" else reference_candidates(cfg.budget)
     with named("proxy"):
         for cand in fixed:
             check_resolution(cand.arch, proxy.resolution)
     return _Plan(cfg, kind, run_dir, resume_dir is not None, meta, prior, space, proxy, sampler,
-                 data, tuple(fixed), faults.from_environment())
+                 data, source, tuple(fixed), faults.from_environment())
 
 
 def _run_info(plan: _Plan) -> dict[str, Any]:
@@ -189,6 +195,7 @@ def _run_info(plan: _Plan) -> dict[str, Any]:
                       "dimensions": {k: [str(v) for v in vals]
                                      for k, vals in plan.space.dimensions.items()}},
             "budget_flops": cfg.budget, "proxy": plan.proxy.to_dict(), "seed": cfg.seed,
+            "dataset": plan.cfg.dataset, "dataset_source": plan.data_source.source,
             "versions": package_versions(), "machine": machine_info(),
             "references": [c.reference for c in plan.fixed],
             "optuna_storage": STUDY_FILE,

@@ -138,21 +138,75 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
 
 
 def _roadmap_train(args: argparse.Namespace) -> int:
+    """`roadmap --train`: a calibration with one seed (`--seed`), no interval."""
+    args.seeds, args.resume = 1, None
+    return cmd_calibrate(args)
+
+
+# ----- calibrate -----
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Train the 17 roadmap steps under `--seeds` seeds and compare with the paper's ranking.
+
+    Runs through the search's machinery (Ray, resume, --address) as kind "calibration", then
+    writes calibration.json and its report (md, html, csv, png) into the run folder.
+    """
     import time
 
     from .search.config import SearchConfig
     from .search.run import run_search
     from .training.proxy import get_proxy
 
-    get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
-    name = (args.name if args.name is not None  # an empty --name is refused, as by search
-            else f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}")
-    cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
-                       epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
-                       concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
-                       address=args.address, results_dir=args.results_dir)
-    return _finish_roadmap(run_search(cfg, kind="roadmap"), args.json)
+    started = time.time()
+    if args.resume is not None:
+        from pathlib import Path
+
+        from .results import read_run_json
+
+        kind = read_run_json(Path(args.resume)).get("kind", "search")
+        if kind != "calibration":
+            raise ValueError(f"--resume {args.resume}: not a calibration run (kind {kind!r}); "
+                             "resume it with nas-convnext search --resume")
+        cfg = SearchConfig(budget=None, address=args.address)
+        out = run_search(cfg, resume_dir=args.resume)
+    else:
+        get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
+        name = (args.name if args.name is not None  # an empty --name is refused, as by search
+                else f"{time.strftime('%Y%m%d-%H%M%S')}-calibration-{args.proxy}-{args.dataset}")
+        cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
+                           epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
+                           concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
+                           gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
+                           address=args.address, results_dir=args.results_dir,
+                           storage_path=getattr(args, "storage_path", None))
+        out = run_search(cfg, kind="calibration", seeds=args.seeds)
+    return _finish_calibration(out, args.json, (time.time() - started) / 60)
+
+
+def _finish_calibration(out, as_json: bool, minutes: float | None = None) -> int:
+    """The end of a calibration (new or resumed): calibration.json, its report, the figures."""
+    from .report.calibration_report import summary_lines, write_calibration
+
+    info = None
+    if out.stopped_by is None:
+        try:
+            info = write_calibration(out.run_dir, minutes)
+        except ValueError as exc:
+            print(f"(no calibration: {one_line(exc)})", file=sys.stderr)
+    if as_json:
+        print(json.dumps(info.record if info is not None else None, allow_nan=False))
+    elif info is not None:
+        print("\n".join(["calibration against the paper's roadmap (Table 10):"]
+                        + [f"  {line}" for line in summary_lines(info.calibration, info.record)]))
+    if not as_json:
+        print(f"\nresults: {out.run_dir}/ (calibration.json, calibration.md, calibration.html, "
+              "calibration.csv, calibration.png, trials.parquet)")
+    for note in out.notes:
+        print(f"note: {note}")
+    if out.stopped_by is not None:
+        print(_stopped_line(out))
+    if out.interrupted:
+        return _signal_exit(out.stopped_by)
+    return 0 if info is not None else 1
 
 
 def _finish_roadmap(out, as_json: bool) -> int:
@@ -405,6 +459,8 @@ def _finish_search(out) -> int:
 
     if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
         return _finish_roadmap(out, as_json=False)
+    if out.kind == "calibration":  # a calibration resumed with `search --resume`
+        return _finish_calibration(out, as_json=False)
     df = out.table
     print(f"\nresults: {out.run_dir}/ (trials.parquet, trials.csv, run.json, study.db)")
     counts = df["status"].value_counts().to_dict() if len(df) else {}
@@ -462,10 +518,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("roadmap", help="the paper's roadmap, ResNet-50 to ConvNeXt-T")
     s.add_argument("--flops-only", action="store_true", help="print each step's FLOPs beside the paper's Table 10 (one of --flops-only, --train is needed)")
     s.add_argument("--train", action="store_true",
-                   help="train every step under the proxy and compare with the paper's top-1 (a run under results/)")
+                   help="train every step under the proxy with one seed and compare with the paper's top-1 (a calibration run under results/; nas-convnext calibrate trains several seeds)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     _training_options(s)
     s.set_defaults(func=cmd_roadmap)
+
+    s = sub.add_parser("calibrate", help="how faithfully the proxy ranks the paper's 17 roadmap "
+                       "steps: Kendall tau with intervals, seed ceiling, FLOPs-only baseline")
+    s.add_argument("--seeds", type=_positive_int, default=2,
+                   help="seeds each step is trained with, --seed to --seed + N - 1; 2 or more "
+                   "give an interval (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print calibration.json's object on stdout (default: a summary)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted calibration (default: start a new one)")
+    _training_options(s)
+    s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder (default: the run folder)")
+    s.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
     s.add_argument("space", help="a shipped space name (convnext, small) or a YAML file")
@@ -641,7 +708,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         terminated = isinstance(exc, Terminated)
         # A search that got as far as its run.json returns normally (with the resume command);
         # one that ends here had made no run folder (or removed the empty one it made).
-        nothing = ("; no run was saved, start it again" if command in ("search", "roadmap")
+        nothing = ("; no run was saved, start it again"
+                   if command in ("search", "roadmap", "calibrate")
                    else "")
         print(f"nas-convnext: {'terminated (SIGTERM)' if terminated else 'interrupted'}{nothing}",
               file=sys.stderr)

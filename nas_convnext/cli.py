@@ -422,7 +422,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .report.run_report import summary_text, write_report
 
     formats = tuple(args.format) if args.format else FORMATS
-    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
+    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed,
+                        calibration=args.calibration)
     import pyarrow.parquet as pq
 
     from .results import TABLE, unknown_columns_note
@@ -450,11 +451,15 @@ def cmd_search(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
         address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
         fit_width=args.fit_width)
+    if args.calibration is not None:  # a folder that is not a calibration: refused before Ray
+        from .report.calibration_report import load_calibration
+
+        load_calibration(args.calibration)
     out = run_search(cfg, resume_dir=args.resume)
-    return _finish_search(out)
+    return _finish_search(out, args.calibration)
 
 
-def _finish_search(out) -> int:
+def _finish_search(out, calibration: str | None = None) -> int:
     import math
 
     if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
@@ -486,7 +491,7 @@ def _finish_search(out) -> int:
         from .report.run_report import summary_text, write_report
 
         try:
-            print("\n" + summary_text(write_report(out.run_dir)))
+            print("\n" + summary_text(write_report(out.run_dir, calibration=calibration)))
         except ValueError as exc:
             print(f"(no report: {one_line(exc)})")
     if len(df) and (df["status"] == "error").all():
@@ -566,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
                    help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
+    s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
@@ -577,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here instead of the run folder (default: the run folder)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap intervals (default: %(default)s)")
+    s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_analyze)
     return p
 
@@ -671,7 +678,7 @@ def _budget(text: str) -> float:
 
 
 # Options and arguments that name a file or folder, by argparse dest.
-_PATH_ARGUMENTS = {"out": "--out", "data_dir": "--data-dir", "storage_path": "--storage-path",
+_PATH_ARGUMENTS = {"out": "--out", "calibration": "--calibration", "data_dir": "--data-dir", "storage_path": "--storage-path",
                    "resume": "--resume", "results_dir": "--results-dir", "run_dir": "RUN_DIR"}
 
 

@@ -284,7 +284,8 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
             raytune.shutdown_ray()
     notes = (_exhausted_note(cfg, plan.space, table),) if end.exhausted else ()
     return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"),
-                         f"nas-convnext search --resume {run_dir}", end.stopped_by, end.cut,
+                         f"nas-convnext {'calibrate' if plan.kind == 'calibration' else 'search'} "
+                         f"--resume {run_dir}", end.stopped_by, end.cut,
                          notes, plan.kind, plan.seeds)
 
 

@@ -113,21 +113,75 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
 
 
 def _roadmap_train(args: argparse.Namespace) -> int:
+    """`roadmap --train`: a calibration with one seed (`--seed`), no interval."""
+    args.seeds, args.resume = 1, None
+    return cmd_calibrate(args)
+
+
+# ----- calibrate -----
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Train the 17 roadmap steps under `--seeds` seeds and compare with the paper's ranking.
+
+    Runs through the search's machinery (Ray, resume, --address) as kind "calibration", then
+    writes calibration.json and its report (md, html, csv, png) into the run folder.
+    """
     import time
 
     from .search.config import SearchConfig
     from .search.run import run_search
     from .training.proxy import get_proxy
 
-    get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
-    name = (args.name if args.name is not None  # an empty --name is refused, as by search
-            else f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}")
-    cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
-                       epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
-                       concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
-                       address=args.address, results_dir=args.results_dir)
-    return _finish_roadmap(run_search(cfg, kind="roadmap"), args.json)
+    started = time.time()
+    if args.resume is not None:
+        from pathlib import Path
+
+        from .results import read_run_json
+
+        kind = read_run_json(Path(args.resume)).get("kind", "search")
+        if kind != "calibration":
+            raise ValueError(f"--resume {args.resume}: not a calibration run (kind {kind!r}); "
+                             "resume it with nas-convnext search --resume")
+        cfg = SearchConfig(budget=None, address=args.address)
+        out = run_search(cfg, resume_dir=args.resume)
+    else:
+        get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
+        name = (args.name if args.name is not None  # an empty --name is refused, as by search
+                else f"{time.strftime('%Y%m%d-%H%M%S')}-calibration-{args.proxy}-{args.dataset}")
+        cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
+                           epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
+                           concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
+                           gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
+                           address=args.address, results_dir=args.results_dir,
+                           storage_path=getattr(args, "storage_path", None))
+        out = run_search(cfg, kind="calibration", seeds=args.seeds)
+    return _finish_calibration(out, args.json, (time.time() - started) / 60)
+
+
+def _finish_calibration(out, as_json: bool, minutes: float | None = None) -> int:
+    """The end of a calibration (new or resumed): calibration.json, its report, the figures."""
+    from .report.calibration_report import summary_lines, write_calibration
+
+    info = None
+    if out.stopped_by is None:
+        try:
+            info = write_calibration(out.run_dir, minutes)
+        except ValueError as exc:
+            print(f"(no calibration: {one_line(exc)})", file=sys.stderr)
+    if as_json:
+        print(json.dumps(info.record if info is not None else None, allow_nan=False))
+    elif info is not None:
+        print("\n".join(["calibration against the paper's roadmap (Table 10):"]
+                        + [f"  {line}" for line in summary_lines(info.calibration, info.record)]))
+    if not as_json:
+        print(f"\nresults: {out.run_dir}/ (calibration.json, calibration.md, calibration.html, "
+              "calibration.csv, calibration.png, trials.parquet)")
+    for note in out.notes:
+        print(f"note: {note}")
+    if out.stopped_by is not None:
+        print(_stopped_line(out))
+    if out.interrupted:
+        return _signal_exit(out.stopped_by)
+    return 0 if info is not None else 1
 
 
 def _finish_roadmap(out, as_json: bool) -> int:
@@ -226,7 +280,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .report.run_report import summary_text, write_report
 
     formats = tuple(args.format) if args.format else FORMATS
-    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
+    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed,
+                        calibration=args.calibration)
     import pyarrow.parquet as pq
 
     from .results import TABLE, unknown_columns_note
@@ -254,16 +309,22 @@ def cmd_search(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
         address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
         fit_width=args.fit_width)
+    if args.calibration is not None:  # a folder that is not a calibration: refused before Ray
+        from .report.calibration_report import load_calibration
+
+        load_calibration(args.calibration)
     out = run_search(cfg, resume_dir=args.resume)
-    return _finish_search(out)
+    return _finish_search(out, args.calibration)
 
 
-def _finish_search(out) -> int:
+def _finish_search(out, calibration: str | None = None) -> int:
     """The end of a search (new or resumed): its results, the report, and the exit status."""
     from .search.progress import end_lines
 
     if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
         return _finish_roadmap(out, as_json=False)
+    if out.kind == "calibration":  # a calibration resumed with `search --resume`
+        return _finish_calibration(out, as_json=False)
     df = out.table
     print("\n".join(end_lines(out.run_dir, df)))
     for note in out.notes:
@@ -276,7 +337,7 @@ def _finish_search(out) -> int:
         from .report.run_report import summary_text, write_report
 
         try:
-            print("\n" + summary_text(write_report(out.run_dir)))
+            print("\n" + summary_text(write_report(out.run_dir, calibration=calibration)))
         except ValueError as exc:
             print(f"(no report: {one_line(exc)})")
     if len(df) and (df["status"] == "error").all():
@@ -308,10 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("roadmap", help="the paper's roadmap, ResNet-50 to ConvNeXt-T")
     s.add_argument("--flops-only", action="store_true", help="print each step's FLOPs beside the paper's Table 10 (one of --flops-only, --train is needed)")
     s.add_argument("--train", action="store_true",
-                   help="train every step under the proxy and compare with the paper's top-1 (a run under results/)")
+                   help="train every step under the proxy with one seed and compare with the paper's top-1 (a calibration run under results/; nas-convnext calibrate trains several seeds)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     _training_options(s)
     s.set_defaults(func=cmd_roadmap)
+
+    s = sub.add_parser("calibrate", help="how faithfully the proxy ranks the paper's 17 roadmap "
+                       "steps: Kendall tau with intervals, seed ceiling, FLOPs-only baseline")
+    s.add_argument("--seeds", type=_positive_int, default=2,
+                   help="seeds each step is trained with, --seed to --seed + N - 1; 2 or more "
+                   "give an interval (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print calibration.json's object on stdout (default: a summary)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted calibration (default: start a new one)")
+    _training_options(s)
+    s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder (default: the run folder)")
+    s.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
     s.add_argument("space", help="a shipped space name (convnext, small) or a YAML file")
@@ -322,9 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train one design's proxy and report its accuracy")
     _design_arguments(s)
-    s.add_argument("--dataset", default="synthetic",
-                   help="the data: synthetic (built in, needs no files), idx, cifar10, cifar100, imagefolder (default: %(default)s)")
-    s.add_argument("--data-dir", default=None, help="the dataset's folder, needed by all but synthetic (default: none)")
+    _dataset_options(s)
     s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu (default: %(default)s)")
     s.add_argument("--epochs", type=_positive_int, default=None, help="epochs to train (default: the proxy profile's)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, data order and augmentation (default: %(default)s)")
@@ -347,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
                    help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
+    s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
@@ -358,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here instead of the run folder (default: the run folder)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap intervals (default: %(default)s)")
+    s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_analyze)
     return p
 
@@ -393,12 +465,20 @@ def _design_arguments(s: argparse.ArgumentParser) -> None:
                    help=f"override fields ({', '.join(FIELD_NAMES)}) (default: none)")
 
 
+def _dataset_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--dataset", default="fashion-mnist",
+                   help="the images: fashion-mnist, mnist, cifar10, cifar100 (found in --data-dir, "
+                   "the cache, /usr/share/datasets, a download, and for fashion-mnist the subset "
+                   "shipped in the package), idx or imagefolder (a --data-dir in that format), or "
+                   "synthetic (generated; for tests and smoke runs only) (default: %(default)s)")
+    s.add_argument("--data-dir", default=None, help="the dataset's folder: the only place looked at "
+                   "when given; needed by idx and imagefolder (default: look it up by name)")
+
+
 def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu (default: %(default)s)")
     s.add_argument("--epochs", type=_positive_int, default=None, help="epochs per trial (default: the proxy profile's)")
-    s.add_argument("--dataset", default="synthetic",
-                   help="the data: synthetic (built in, needs no files), idx, cifar10, cifar100, imagefolder (default: %(default)s)")
-    s.add_argument("--data-dir", default=None, help="the dataset's folder, needed by all but synthetic (default: none)")
+    _dataset_options(s)
     s.add_argument("--concurrency", type=_positive_int, default=None, help="trials trained at once (default: as many as the CPUs and GPUs allow)")
     s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs Ray gives each trial (default: %(default)s)")
     s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0, help="GPUs Ray gives each trial, fractions allowed, e.g. 0.5 (default: %(default)s)")
@@ -444,7 +524,7 @@ def _budget(text: str) -> float:
 
 
 # Options and arguments that name a file or folder, by argparse dest.
-_PATH_ARGUMENTS = {"out": "--out", "data_dir": "--data-dir", "storage_path": "--storage-path",
+_PATH_ARGUMENTS = {"out": "--out", "calibration": "--calibration", "data_dir": "--data-dir", "storage_path": "--storage-path",
                    "resume": "--resume", "results_dir": "--results-dir", "run_dir": "RUN_DIR"}
 
 
@@ -481,7 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         terminated = isinstance(exc, Terminated)
         # A search that got as far as its run.json returns normally (with the resume command);
         # one that ends here had made no run folder (or removed the empty one it made).
-        nothing = ("; no run was saved, start it again" if command in ("search", "roadmap")
+        nothing = ("; no run was saved, start it again"
+                   if command in ("search", "roadmap", "calibrate")
                    else "")
         print(f"nas-convnext: {'terminated (SIGTERM)' if terminated else 'interrupted'}{nothing}",
               file=sys.stderr)

@@ -293,7 +293,11 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 
 # The fields of run.json besides 'config' that a resume reads: (key, check, what is expected).
 _RUN_FIELDS = (
-    ("kind", lambda v: v in ("search", "roadmap"), "'search' or 'roadmap'"),
+    ("kind", lambda v: v in ("search", "roadmap", "calibration"),
+     "'search', 'roadmap' or 'calibration'"),
+    ("seeds", lambda v: isinstance(v, list) and bool(v) and len(set(v)) == len(v)
+     and all(type(s) is int and 0 <= s < 2**32 for s in v),
+     "a list of distinct seeds (integers from 0)"),
     ("resumed", lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
     ("started", lambda v: isinstance(v, str), "a date and time as text"),
 )

@@ -37,7 +37,7 @@ def train_command(design: str, overrides: Sequence[str], proxy_name: str, epochs
     synthetic), seeded by `seed`, on `threads` CPU threads; write the metrics to `out` (a
     JSON file) when given. ValueError, in one line, for a mistake in any of them."""
     from .proxy import get_proxy
-    from .trial import check_memory, check_resolution, load_proxy_data, train_trial
+    from .trial import check_memory, check_resolution, load_proxy_data, resolve_data, train_trial
 
     arch = load_design(design, overrides)
     proxy = get_proxy(proxy_name, epochs=epochs)
@@ -50,17 +50,19 @@ def train_command(design: str, overrides: Sequence[str], proxy_name: str, epochs
         print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
               file=sys.stderr)
         data_dir = None
-    data = load_proxy_data(dataset, data_dir, proxy)
+    source = resolve_data(dataset, data_dir)
+    data = load_proxy_data(source, None, proxy)
     c = complexity(arch)
     print(f"training {design} ({c.gflops:.2f} GFLOPs, {c.params / 1e6:.1f}M params full "
           f"size) under proxy {proxy.name}: {proxy.resolution}px, width x{proxy.width_mult:g}, "
           f"{proxy.epochs} epoch(s), {min(proxy.train_size, len(data.train_y))} training images "
-          f"of {data.name}, seed {seed}", file=sys.stderr)
+          f"of {data.name} ({source.source}), seed {seed}", file=sys.stderr)
     result = _train_with_progress(train_trial, arch, proxy, data, seed, threads)
     # NaN (a diverged trial's metrics) is not JSON; null is.
     metrics = plain({"design": design, **arch.to_dict(), "flops": c.flops, "params": c.params,
                      "gflops": c.gflops, "proxy": proxy.to_dict(), "dataset": data.name,
-                     "data_dir": data_dir, "seed": seed, "threads": threads,
+                     "data_dir": data_dir,
+                     "dataset_source": source.source, "seed": seed, "threads": threads,
                      **result.to_dict(), "history": result.history})
     if out_path is not None:
         try:

@@ -21,7 +21,8 @@ from nas_convnext.search import SearchConfig, run_search
 from nas_convnext.search.outcome import TrialOutcome
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_ARGS = dict(space="small", trials=4, proxy="cpu-tiny", budget=4.5e9, concurrency=2)
+SMALL_ARGS = dict(space="small", trials=4, proxy="cpu-tiny", budget=4.5e9, concurrency=2,
+                  dataset="synthetic")
 
 
 def _search(tmp_path, name, **kw):
@@ -152,7 +153,7 @@ def _cli(*args, env=None, **kw):
 
 
 def test_all_trials_failing_exits_nonzero_with_a_summary(tmp_path):
-    p = _cli("search", "--space", "small", "--trials", "1", "--proxy", "cpu-tiny",
+    p = _cli("search", "--space", "small", "--trials", "1", "--proxy", "cpu-tiny", "--dataset", "synthetic",
              "--budget", "4.5G", "--name", "allbad", "--results-dir", str(tmp_path),
              env={"NAS_CONVNEXT_FAULT": "raise:all"})
     out, err = p.communicate(timeout=240)
@@ -161,7 +162,7 @@ def test_all_trials_failing_exits_nonzero_with_a_summary(tmp_path):
 
 
 def test_ctrl_c_then_resume_finishes_without_retraining(tmp_path):
-    args = ["search", "--space", "small", "--trials", "8", "--proxy", "cpu-tiny", "--budget",
+    args = ["search", "--space", "small", "--trials", "8", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget",
             "4.5G", "--name", "stop", "--results-dir", str(tmp_path), "--concurrency", "1",
             "--epochs", "2", "--scheduler", "none"]
     p = _cli(*args)
@@ -215,25 +216,28 @@ def test_run_names_cannot_leave_the_results_folder(tmp_path, name):
 
 def test_missing_data_dir_is_refused_before_the_run_folder(tmp_path):
     with pytest.raises(ValueError, match="data-dir"):
-        _search(tmp_path, "nodata", dataset="cifar10")
+        _search(tmp_path, "nodata", dataset="idx")
     assert not (tmp_path / "nodata").exists()
 
 
-def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
+def test_roadmap_train_is_a_calibration_with_one_seed(ray_session, tmp_path, capsys):
     from nas_convnext.cli import main
     from nas_convnext.design.roadmap import roadmap_steps
 
-    code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--name", "rm",
-                 "--results-dir", str(tmp_path), "--json"])
+    code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--name", "rm",
+                 "--seed", "3", "--results-dir", str(tmp_path), "--json"])
     out = capsys.readouterr().out
     assert code == 0
-    rows = json.loads(out.strip().splitlines()[0])
+    cal = json.loads(out)
     steps = roadmap_steps()
-    assert [r["name"] for r in rows] == [s.name for s in steps]
-    assert [r["paper_top1"] for r in rows] == [s.paper_top1 for s in steps]
+    assert [s["step"] for s in cal["steps"]] == [s.index for s in steps]
+    assert [s["paper_top1"] for s in cal["steps"]] == [s.paper_top1 for s in steps]
+    # One seed: a tau, no interval, and so no claim that the proxy beats FLOPs.
+    assert cal["n_seeds"] == 1 and cal["seeds"] == [3] and cal["kendall_tau_ci"] is None
+    assert cal["can_tell"] is False
     df = read_table(tmp_path / "rm")
     assert sorted(df["reference"]) == sorted(s.name for s in steps)
-    assert (df["status"] == "completed").all()
+    assert (df["status"] == "completed").all() and (df["seed"] == 3).all()
     # Step 0 trains with ResNet's original recipe, step 1 with the modern one: same design.
     from nas_convnext.search.run import roadmap_candidates
 
@@ -241,6 +245,24 @@ def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
     assert cands[0].arch == cands[1].arch
     assert (cands[0].recipe, cands[1].recipe) == ("original", "modern")
     info = json.loads((tmp_path / "rm" / "run.json").read_text())
-    assert info["kind"] == "roadmap"
-    assert (tmp_path / "rm" / "roadmap.png").stat().st_size > 0
-    assert (tmp_path / "rm" / "roadmap.csv").exists()
+    assert info["kind"] == "calibration" and info["seeds"] == [3]
+    assert (tmp_path / "rm" / "calibration.png").stat().st_size > 0
+    assert (tmp_path / "rm" / "calibration.csv").exists()
+
+
+def test_a_run_records_its_dataset_and_where_it_came_from(ray_session, tmp_path, monkeypatch):
+    """The default is Fashion-MNIST, resolved once in the driver; run.json says from where."""
+    import shutil
+
+    from nas_convnext.training.data.named import EMBEDDED_DIR
+
+    cache = tmp_path / "cache"
+    shutil.copytree(EMBEDDED_DIR, cache / "fashion-mnist")
+    monkeypatch.setenv("NAS_CONVNEXT_CACHE", str(cache))
+    kw = {k: v for k, v in SMALL_ARGS.items() if k != "dataset"}
+    out = run_search(SearchConfig(**{**kw, "trials": 0, "results_dir": str(tmp_path / "r"),
+                                     "name": "fm"}))
+    meta = json.loads((out.run_dir / "run.json").read_text())
+    assert meta["dataset"] == meta["config"]["dataset"] == "fashion-mnist"
+    assert meta["dataset_source"] == f"cache {cache / 'fashion-mnist'}"
+    assert (out.table["status"] == "completed").all() and len(out.table) == 2

@@ -87,8 +87,11 @@ def forest_figure(an: AblationAnalysis) -> bytes:
 def _forest_plot(an: AblationAnalysis):
     diffs = list(an.paired.diffs)
     n = max(1, len(diffs))
-    fig = _new_figure((FOREST_WIDTH, FOREST_FRAME + FOREST_ROW * n))
-    ax = fig.add_axes((0.32, 0.2, 0.64, 0.72))
+    height = FOREST_FRAME + FOREST_ROW * n
+    fig = _new_figure((FOREST_WIDTH, height))
+    # margins in inches, so the two-line title and the legend fit at any number of rows
+    top, bottom = 1 - 0.6 / height, 1.3 / height
+    ax = fig.add_axes((0.32, bottom, 0.64, top - bottom))
     labels, ys = [], []
     y = 0.0
     last_dim = None
@@ -117,8 +120,8 @@ def _forest_plot(an: AblationAnalysis):
     ax.set_xlabel("proxy top-1: variant minus base, same seed (percentage points)")
     ax.grid(axis="x", alpha=0.3)
     level = f"{an.paired.level * 100:g}%"
-    ax.set_title(f"One change at a time around {an.base_name}: mean difference and {level} "
-                 f"t interval", fontsize=10)
+    ax.set_title(f"One change at a time around {an.base_name}\nmean per-seed difference and "
+                 f"its {level} t interval", fontsize=10)
     order = [s for s in ("below", "covers", "above") if s in seen_sides]
     _legends_below(fig, [_LegendSpec(ax, tuple(seen_sides[s] for s in order),
                                      tuple(_SIDE_LABELS[s] for s in order))], [ax])

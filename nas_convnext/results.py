@@ -296,7 +296,12 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 
 # The fields of run.json besides 'config' that a resume reads: (key, check, what is expected).
 _RUN_FIELDS = (
-    ("kind", lambda v: v in ("search", "roadmap"), "'search' or 'roadmap'"),
+    ("kind", lambda v: v in ("search", "roadmap", "ablation"),
+     "'search', 'roadmap' or 'ablation'"),
+    ("ablation", lambda v: isinstance(v, dict) and isinstance(v.get("variants"), list)
+     and isinstance(v.get("seeds"), list) and isinstance(v.get("base"), dict),
+     "the ablation's plan (base, variants, seeds)"),
+    ("elapsed_s", lambda v: type(v) in (int, float) and v >= 0, "seconds (a number >= 0)"),
     ("resumed", lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
     ("started", lambda v: isinstance(v, str), "a date and time as text"),
 )

@@ -213,6 +213,11 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
             rows = [r for r in map(restore_row, kept.to_dict("records")) if not is_cut_short(r)]
         run_info = _run_info(plan)
         end = raytune.TuneEnd()
+        # Training time over every session of the run (a resume adds its own): the time an
+        # ablation or a search took, without the hours a stopped run lay idle.
+        earlier = (plan.meta or {}).get("elapsed_s")
+        earlier = float(earlier) if isinstance(earlier, (int, float)) else 0.0
+        session_start = time.time()
         try:
             # The folder, its lock and run.json come into being together: a run folder is
             # either absent or holds run.json, whatever moment a signal comes.
@@ -225,6 +230,7 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
         except KeyboardInterrupt as exc:  # before or after the trials ran: none was cut
             end = dataclasses.replace(end, stopped_by=signal_name(exc))
         with signals.deferred():
+            run_info["elapsed_s"] = round(earlier + time.time() - session_start, 1)
             table = _write_end(run_dir, run_info, rows, end)
     finally:
         if lock is not None:

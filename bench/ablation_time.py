@@ -10,7 +10,8 @@ worker with --cpus-per-trial 1 does) and estimates the whole run as
 
     sum over the plan's designs of the per-trial seconds x seeds / workers
 
-where a design not timed counts at the mean of those timed. The training time of a trial
+where a design not timed counts at the mean of those timed, and a trial's seconds are its CPU
+seconds (see below). The training time of a trial
 does not depend on its seed (the same number of images and steps), so one seed is timed.
 Ray's start and per-trial overhead (a few seconds per trial) are not included: the estimate
 is a lower bound of the wall time. Writes (replaces) the "Ablation time" section of
@@ -63,21 +64,23 @@ def main() -> int:
     proxy = get_proxy(args.proxy)
     data = load_proxy_data(args.dataset, args.data_dir, proxy)
     load_before = os.getloadavg()[0]
-    secs: dict[str, float] = {}
+    secs: dict[str, float] = {}    # CPU seconds of the trial (one thread)
+    walls: dict[str, float] = {}   # its wall seconds, inflated by other work on the machine
     for v in plan.variants:
         if v.id not in chosen:
             continue
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         r = train_trial(v.arch, proxy, data, seed=0, threads=1)
-        secs[v.id] = time.perf_counter() - t0
-        print(f"{v.id:<22} {v.flops / 1e9:6.3f} GFLOPs  {secs[v.id]:6.1f} s  top-1 {r.top1:.3f}",
-              flush=True)
+        secs[v.id] = time.process_time() - c0
+        walls[v.id] = time.perf_counter() - t0
+        print(f"{v.id:<22} {v.flops / 1e9:6.3f} GFLOPs  {secs[v.id]:6.1f} s CPU  "
+              f"{walls[v.id]:6.1f} s wall  top-1 {r.top1:.3f}", flush=True)
     load_after = os.getloadavg()[0]
     mean = sum(secs.values()) / len(secs)
     per_seed = sum(secs.get(i, mean) for i in ids)
     trials = len(ids) * args.seeds
     est_min = per_seed * args.seeds / args.workers / 60
-    rows = "\n".join(f"| {i} | {secs[i]:.1f} |" for i in ids if i in secs)
+    rows = "\n".join(f"| {i} | {secs[i]:.1f} | {walls[i]:.1f} |" for i in ids if i in secs)
     cmd = "python bench/ablation_time.py " + " ".join(sys.argv[1:])
     body = f"""Command: `{cmd.strip()}`
 
@@ -88,10 +91,13 @@ The default ablation (`nas-convnext ablate`: ConvNeXt-T over `convnext.yaml`, bu
 skipped: {', '.join(f'{s.dimension}={s.value}' for s in plan.skipped) or 'none'}) x
 {args.seeds} seeds = {trials} trials. Proxy `{args.proxy}`, data `{args.dataset}`
 ({data.name}), one thread per trial; {len(secs)} of the {len(ids)} designs timed, once each
-(seed 0), the others counted at the mean of those timed ({mean:.1f} s).
+(seed 0), the others counted at the mean of those timed ({mean:.1f} s). The estimate uses
+each trial's CPU time (`time.process_time`, one thread): on a machine shared with other work
+the wall time is longer by the share of the cores the trial did not get, and on an idle
+2-core machine with 2 workers the two are about equal.
 
-| design | seconds per trial |
-|---|---|
+| design | CPU seconds per trial | wall seconds (this machine, loaded) |
+|---|---|---|
 {rows}
 
 Estimate: {per_seed:.0f} s per seed for all designs x {args.seeds} seeds / {args.workers}

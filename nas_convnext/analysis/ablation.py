@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,8 @@ from ..design.variants import BASE, VariantPlan
 from .paired import LEVEL, POWER, PairedAnalysis, paired_analysis
 
 __all__ = ["PaperChange", "PaperDirection", "AblationAnalysis", "plan_record",
-           "ablation_tables", "paper_directions", "analyse_ablation", "PAPER_DIRECTIONS"]
+           "ablation_tables", "paper_directions", "analyse_ablation", "PAPER_DIRECTIONS",
+           "same_experiment", "latest_ablation"]
 
 #: The paper's direction for a base's choice: higher ImageNet top-1 than every value the
 #: roadmap compared it with, lower than some, or equal to some and lower than none.
@@ -325,3 +327,52 @@ def analyse_ablation(trials: pd.DataFrame, record: Mapping[str, Any],
     return AblationAnalysis(record=record, paired=paired, paper=paper_directions(base_arch, dims),
                             counts={str(k): int(v) for k, v in counts.items()},
                             minutes=minutes, notes=tuple(notes))
+
+
+# --------------------------------------------------------------------------------------------
+# The latest ablation beside a search (local and global evidence together)
+# --------------------------------------------------------------------------------------------
+
+
+def same_experiment(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two runs' run.json describe the same proxy on the same data: the same proxy
+    profile (every setting, epochs included) and the same dataset, data folder and, where
+    both recorded it, the same source of the images."""
+    ca, cb = a.get("config") or {}, b.get("config") or {}
+    if not isinstance(ca, Mapping) or not isinstance(cb, Mapping):
+        return False
+    if a.get("proxy") is None or a.get("proxy") != b.get("proxy"):
+        return False
+    if ca.get("dataset") != cb.get("dataset") or ca.get("data_dir") != cb.get("data_dir"):
+        return False
+    sa, sb = a.get("dataset_source"), b.get("dataset_source")
+    return sa is None or sb is None or sa == sb
+
+
+def latest_ablation(run_dir: str | Path) -> tuple[Path, dict[str, Any]] | None:
+    """The most recently finished ablation beside ``run_dir`` (in the same results folder)
+    with the same proxy and data (`same_experiment`), as (its folder, its run.json); None
+    when there is none. Folders that are not readable runs are passed over."""
+    from ..results import read_run_json
+
+    run_dir = Path(run_dir)
+    try:
+        mine = read_run_json(run_dir)
+        siblings = [p for p in run_dir.resolve().parent.iterdir() if p.is_dir()]
+    except (ValueError, OSError):
+        return None
+    found = []
+    for p in siblings:
+        if p == run_dir.resolve() or not (p / "run.json").is_file():
+            continue
+        try:
+            meta = read_run_json(p)
+        except (ValueError, OSError):
+            continue
+        if meta.get("kind") == "ablation" and meta.get("finished") and \
+                isinstance(meta.get("ablation"), dict) and same_experiment(mine, meta):
+            found.append((str(meta["finished"]), p.name, p, meta))
+    if not found:
+        return None
+    _, _, path, meta = max(found)
+    return path, meta

@@ -89,3 +89,67 @@ def test_the_summary_names_each_verdict_and_the_count(analysis):
     assert "kernel" in text and "better" in text
     assert "decided 2 of 4 dimensions in 7.2 minutes" in text \
         or "decided 2 of 4 dimensions in 7.3 minutes" in text
+
+
+# ----- the latest ablation beside a search's report -----
+
+
+def _ablation_run(root, name, finished, proxy, shift):
+    from nas_convnext.results import write_run_json, write_table
+    from tests.report.test_report import row
+
+    plan = small_plan()
+    rows, order = [], 0
+    for s in SEEDS:
+        for v in plan.variants:
+            top1 = {0: 0.40, 1: 0.46, 2: 0.43}[s] + shift.get(v.id, 0.0)
+            rows.append(row(v.arch, top1, order=order, seed=s, trial_id=f"a{order:03d}"))
+            order += 1
+    run = root / name
+    run.mkdir()
+    write_table(run, rows)
+    write_run_json(run, {"kind": "ablation", "config": {"dataset": "synthetic", "data_dir": None},
+                         "proxy": proxy, "finished": finished, "ablation": record(plan)})
+    return run
+
+
+def test_a_search_report_shows_the_latest_ablation_of_the_same_proxy_and_data(tmp_path):
+    from nas_convnext.report.run_report import summary_text, write_report
+    from nas_convnext.results import write_run_json
+    from tests.report.test_report import make_run, small_rows
+
+    proxy = {"name": "cpu-tiny", "epochs": 1}
+    search, _ = make_run(tmp_path, small_rows(), name="search")
+    write_run_json(search, {"kind": "search", "config": {"dataset": "synthetic", "data_dir": None},
+                            "proxy": proxy})
+    # an older ablation (kernel worse), the latest (kernel better), one of another proxy
+    _ablation_run(tmp_path, "old", "2026-01-01T10:00:00", proxy, {"kernel=3": +0.03})
+    _ablation_run(tmp_path, "new", "2026-01-02T10:00:00", proxy, {"kernel=3": -0.03})
+    _ablation_run(tmp_path, "other", "2026-01-03T10:00:00", {"name": "cpu", "epochs": 3},
+                  {"norm=bn": +0.05})
+    info = write_report(search, formats=["md", "json"], n_boot=1000)
+    a = info.ablation
+    assert a is not None and a["run_dir"].endswith("new")
+    rows = {r["dimension"]: r for r in a["verdicts"]}
+    assert rows["kernel"]["ablation_verdict"] == "better" and rows["norm"]["ablation_verdict"] == "undecided"
+    # the search's own verdict on the same dimension stands beside it
+    assert rows["kernel"]["search_verdict"] in ("supported", "not supported", "inconclusive")
+    assert a["decided"] == 1 and a["dimensions"] == 4
+    md = (search / "report.md").read_text()
+    assert "Local evidence: the latest ablation of the same proxy and data" in md
+    assert json.loads((search / "analysis.json").read_text())["ablation"]["decided"] == 1
+    assert "latest ablation of the same proxy and data" in summary_text(info)
+
+
+def test_no_ablation_of_the_same_data_shows_nothing(tmp_path):
+    from nas_convnext.report.run_report import write_report
+    from nas_convnext.results import write_run_json
+    from tests.report.test_report import make_run, small_rows
+
+    search, _ = make_run(tmp_path, small_rows(), name="search")
+    write_run_json(search, {"kind": "search", "config": {"dataset": "idx", "data_dir": "/x"},
+                            "proxy": {"name": "cpu"}})
+    _ablation_run(tmp_path, "abl", "2026-01-02T10:00:00", {"name": "cpu"}, {})
+    info = write_report(search, formats=["md"], n_boot=1000)
+    assert info.ablation is None
+    assert "Local evidence" not in (search / "report.md").read_text()

@@ -247,6 +247,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         check_memory,
         check_resolution,
         load_proxy_data,
+        resolve_data,
         train_trial,
     )
 
@@ -274,18 +275,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("nas-convnext: note: dataset 'synthetic' is generated; --data-dir is ignored",
               file=sys.stderr)
         data_dir = None
-    data = load_proxy_data(args.dataset, data_dir, proxy)
+    source = resolve_data(args.dataset, data_dir)
+    data = load_proxy_data(source, None, proxy)
     c = complexity(arch)
 
     print(f"training {args.design} ({c.gflops:.2f} GFLOPs, {c.params / 1e6:.1f}M params full "
           f"size) under proxy {proxy.name}: {proxy.resolution}px, width x{proxy.width_mult:g}, "
           f"{proxy.epochs} epoch(s), {min(proxy.train_size, len(data.train_y))} training images "
-          f"of {data.name}, seed {args.seed}", file=sys.stderr)
+          f"of {data.name} ({source.source}), seed {args.seed}", file=sys.stderr)
     result = _train_with_progress(train_trial, arch, proxy, data, args.seed, args.threads)
 
     out: dict[str, Any] = {"design": args.design, **arch.to_dict(), "flops": c.flops,
                            "params": c.params, "gflops": c.gflops, "proxy": proxy.to_dict(),
-                           "dataset": data.name, "data_dir": data_dir, "seed": args.seed,
+                           "dataset": data.name, "data_dir": data_dir,
+                           "dataset_source": source.source, "seed": args.seed,
                            "threads": args.threads, **result.to_dict(),
                            "history": result.history}
     # NaN (a diverged trial's metrics) is not JSON; null is.
@@ -585,9 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train one design's proxy and report its accuracy")
     _design_arguments(s)
-    s.add_argument("--dataset", default="synthetic",
-                   help="the data: synthetic (built in, needs no files), idx, cifar10, cifar100, imagefolder (default: %(default)s)")
-    s.add_argument("--data-dir", default=None, help="the dataset's folder, needed by all but synthetic (default: none)")
+    _dataset_options(s)
     s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu (default: %(default)s)")
     s.add_argument("--epochs", type=_positive_int, default=None, help="epochs to train (default: the proxy profile's)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, data order and augmentation (default: %(default)s)")
@@ -674,12 +675,20 @@ def _design_arguments(s: argparse.ArgumentParser) -> None:
                    help=f"override fields ({', '.join(FIELD_NAMES)}) (default: none)")
 
 
+def _dataset_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--dataset", default="fashion-mnist",
+                   help="the images: fashion-mnist, mnist, cifar10, cifar100 (found in --data-dir, "
+                   "the cache, /usr/share/datasets, a download, and for fashion-mnist the subset "
+                   "shipped in the package), idx or imagefolder (a --data-dir in that format), or "
+                   "synthetic (generated; for tests and smoke runs only) (default: %(default)s)")
+    s.add_argument("--data-dir", default=None, help="the dataset's folder: the only place looked at "
+                   "when given; needed by idx and imagefolder (default: look it up by name)")
+
+
 def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--proxy", default="cpu", help="proxy profile: cpu-tiny, cpu, gpu (default: %(default)s)")
     s.add_argument("--epochs", type=_positive_int, default=None, help="epochs per trial (default: the proxy profile's)")
-    s.add_argument("--dataset", default="synthetic",
-                   help="the data: synthetic (built in, needs no files), idx, cifar10, cifar100, imagefolder (default: %(default)s)")
-    s.add_argument("--data-dir", default=None, help="the dataset's folder, needed by all but synthetic (default: none)")
+    _dataset_options(s)
     s.add_argument("--concurrency", type=_positive_int, default=None, help="trials trained at once (default: as many as the CPUs and GPUs allow)")
     s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs Ray gives each trial (default: %(default)s)")
     s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0, help="GPUs Ray gives each trial, fractions allowed, e.g. 0.5 (default: %(default)s)")

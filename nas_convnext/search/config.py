@@ -34,7 +34,7 @@ class SearchConfig:
     scheduler: str = "asha"
     proxy: str = "cpu"
     epochs: int | None = None          # overrides the proxy's epochs
-    dataset: str = "synthetic"
+    dataset: str = "fashion-mnist"     # real images by default (training.trial.DEFAULT_DATASET)
     data_dir: str | None = None
     concurrency: int | None = None     # None: as many as the resources allow
     cpus_per_trial: float = 1.0
@@ -132,6 +132,12 @@ def _check_address(value: str | None) -> None:
         cluster_endpoint(value)
 
 
+def _check_dataset(value: str) -> None:
+    from ..training.trial import DATASET_CHOICES
+
+    _check_in("--dataset", DATASET_CHOICES)(value)
+
+
 def _no_check(value: Any) -> None:
     pass
 
@@ -151,7 +157,7 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "seed": _check_seed,
     "name": _check_name,
     "address": _check_address,
-    "space": _no_check, "proxy": _no_check, "dataset": _no_check, "data_dir": _no_check,
+    "space": _no_check, "proxy": _no_check, "dataset": _check_dataset, "data_dir": _no_check,
     "storage_path": _no_check, "results_dir": _no_check, "fit_width": _no_check,
 }
 

@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..design.arch import Arch
 from ..results import (
     RUN_JSON,
 )
 from .config import SearchConfig
-from .searcher import Candidate, Queued, unfinished_proposals
+from .searcher import Candidate, Queued, TrialKey, row_key, unfinished_proposals
 
 
 @contextmanager
@@ -80,18 +79,22 @@ def restore_row(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate]
-              ) -> tuple[list[Queued], dict[str, dict], int]:
+def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate], seed: int = 0
+              ) -> tuple[list[Queued], dict[TrialKey, dict], int]:
     """A run's state, read from its table and its study (both empty for a new run).
 
-    Returns what to train before any new proposal (reference points without a row, then the
-    designs an interrupted run had chosen but not finished), the outcome of every design with
-    a row, by `Arch.key`, and how many searched designs count as proposed already.
+    `refs`: the run's fixed trials (reference points, roadmap steps, a calibration's steps x
+    seeds); `seed`: the run's seed (`--seed`), that of every trial without its own.
+    Returns what to train before any new proposal (fixed trials without a row, then the
+    designs an interrupted run had chosen but not finished), the outcome of every trial with
+    a row, by its identity (design key, seed), and how many searched designs count as
+    proposed already. A fixed trial is known by its name and seed (two roadmap steps may be
+    one design under two recipes), so none is trained twice.
     """
-    done = {Arch.from_row(r).key(): {"status": r["status"], "top1": r["top1"],
-                                     "flops": r["flops"]} for r in rows}
-    done_refs = {r["reference"] for r in rows if r["reference"]}
-    pending = [Queued(c) for c in refs if c.reference not in done_refs]
-    unfinished = unfinished_proposals(study, done)
+    done = {row_key(r, seed): {"status": r["status"], "top1": r["top1"], "flops": r["flops"]}
+            for r in rows}
+    done_refs = {(r["reference"], row_key(r, seed)[1]) for r in rows if r["reference"]}
+    pending = [Queued(c) for c in refs if (c.reference, c.trial_seed(seed)) not in done_refs]
+    unfinished = unfinished_proposals(study, done, seed)
     proposed = sum(1 for r in rows if not r["reference"]) + len(unfinished)
     return pending + unfinished, done, proposed

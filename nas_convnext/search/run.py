@@ -70,12 +70,15 @@ class SearchOutcome:
     stopped_by: str | None = None   # "SIGINT", "SIGTERM" or "time budget"; None: all done
     cut_short: int = 0              # trials recorded as cut short by the stop
     notes: tuple[str, ...] = ()     # what the user should know (a grid that ran out)
-    kind: str = "search"            # "search" or "roadmap" (see run_search)
+    kind: str = "search"            # "search", "roadmap" or "calibration" (see run_search)
+    seeds: tuple[int, ...] = ()     # a calibration's seeds
 
 
 #: What a run trains: "search" (the two references and Optuna's proposals under a FLOP
-#: budget) or "roadmap" (exactly the paper's 17 steps, no budget, no proposals).
-KINDS = ("search", "roadmap")
+#: budget), "roadmap" (exactly the paper's 17 steps, no budget, no proposals) or
+#: "calibration" (the 17 steps under each of several seeds: a fixed list of (design, seed)
+#: trials, recorded in run.json so that a resume rebuilds it).
+KINDS = ("search", "roadmap", "calibration")
 
 
 def roadmap_candidates() -> list[Candidate]:
@@ -89,17 +92,37 @@ def roadmap_candidates() -> list[Candidate]:
     return out
 
 
+def calibration_candidates(seeds: tuple[int, ...] | list[int]) -> list[Candidate]:
+    """The roadmap's steps under each seed, seed by seed: a run stopped half way has whole
+    seeds to show (each seed's ranking is a figure of the calibration on its own)."""
+    steps = roadmap_candidates()
+    return [dataclasses.replace(c, seed=int(seed)) for seed in seeds for c in steps]
+
+
+def calibration_seeds(first: int, count: int) -> tuple[int, ...]:
+    """Seeds `first` .. `first + count - 1`; a ValueError naming `--seeds` when count < 1."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"--seeds {count!r}: expected a positive integer (how many seeds each "
+                         "roadmap step is trained with)")
+    if first + count - 1 > 2**32 - 1:
+        raise ValueError(f"--seed {first} with --seeds {count}: the last seed would pass "
+                         f"{2**32 - 1}")
+    return tuple(range(first, first + count))
+
+
 def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                on_start: Callable[[Path], None] | None = None,
-               kind: str = "search") -> SearchOutcome:
+               kind: str = "search", seeds: int | None = None) -> SearchOutcome:
     """Run (or resume) a search; returns the run folder, its table and how it ended.
 
     `cfg`: the settings (`SearchConfig`); on a resume only its `address` is used, the rest
     comes from the run's run.json. `resume_dir`: the folder of an interrupted run to finish,
     or None for a new run in `cfg.results_dir / cfg.name`. `on_start`: called with the run
     folder once it, its lock, run.json and the study exist (tests use it). `kind`: "search"
-    (Optuna's proposals and the two reference points, under `cfg.budget`) or "roadmap" (the
-    paper's 17 steps and nothing else; `cfg.budget` None); a resume takes the kind of the run.
+    (Optuna's proposals and the two reference points, under `cfg.budget`), "roadmap" (the
+    paper's 17 steps and nothing else; `cfg.budget` None) or "calibration" (the 17 steps under
+    `seeds` seeds, `cfg.seed` to `cfg.seed + seeds - 1`, default 2; `cfg.budget` None); a
+    resume takes the kind, and a calibration its seeds, from the run's run.json.
 
     Everything a user can get wrong is checked before the run folder exists, and raises
     ValueError with one line. SIGINT and SIGTERM stop the run cleanly (see `StopSignals`):
@@ -109,9 +132,11 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
     """
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
+    if seeds is not None and kind != "calibration":
+        raise ValueError(f"seeds are a calibration's, not a {kind}'s")
     signals = StopSignals().install()
     try:
-        plan = _prepare(cfg, resume_dir, kind)
+        plan = _prepare(cfg, resume_dir, kind, 2 if seeds is None else seeds)
         return _execute(plan, on_start, signals)
     finally:
         signals.restore()
@@ -131,11 +156,14 @@ class _Plan:
     proxy: Proxy
     sampler: Any
     data: Any
+    data_source: Any                 # training.trial.DataSource: where the images came from
     fixed: tuple[Candidate, ...]     # trained before any proposal: references, or the steps
     fault: str
+    seeds: tuple[int, ...] = ()      # a calibration's seeds
 
 
-def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Plan:
+def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str,
+             n_seeds: int = 2) -> _Plan:
     """Read and check everything a run needs, in the order a user's mistakes are cheapest to
     report: settings, space, proxy, budget, sampler, storage, name, data, resolution."""
     meta = prior = None
@@ -155,7 +183,11 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Pl
         space = load_space(cfg.space)
     with named("proxy"):
         proxy = get_proxy(cfg.proxy, epochs=cfg.epochs)
-    if kind == "search":  # a roadmap replay has no budget
+    seeds: tuple[int, ...] = ()
+    if kind == "calibration":
+        seeds = _recorded_seeds(run_dir, meta) if meta is not None else \
+            calibration_seeds(cfg.seed, n_seeds)
+    if kind == "search":  # a roadmap replay and a calibration have no budget
         with named("budget"):
             if cfg.budget is None:
                 raise ValueError("a search needs a FLOP budget (--budget, e.g. 4.5GFLOPs)")
@@ -164,7 +196,7 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Pl
         sampler = make_sampler(cfg.sampler, cfg.seed, space)
     with named("storage_path"):
         check_storage_path(cfg.storage_path)
-    from ..training.trial import check_resolution, load_proxy_data
+    from ..training.trial import check_resolution, load_proxy_data, resolve_data
 
     if resume_dir is None:
         name = cfg.name or default_run_name(space, cfg.budget)
@@ -172,13 +204,28 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str) -> _Pl
         run_dir = Path(cfg.results_dir) / name
         _check_free(run_dir)
     with named("dataset"):
-        data = load_proxy_data(cfg.dataset, cfg.data_dir, proxy)
-    fixed = roadmap_candidates() if kind == "roadmap" else reference_candidates(cfg.budget)
+        # Resolved once, here: the trials get the images, never a name to look up again.
+        source = resolve_data(cfg.dataset, cfg.data_dir)
+        data = load_proxy_data(source, None, proxy)
+    if meta is not None and meta.get("dataset_source") not in (None, source.source):
+        print(f"note: {run_dir}: the run's data came from {meta['dataset_source']}, this resume's "
+              f"from {source.source}", file=sys.stderr)
+    fixed = (roadmap_candidates() if kind == "roadmap" else calibration_candidates(seeds)
+             if kind == "calibration" else reference_candidates(cfg.budget))
     with named("proxy"):
         for cand in fixed:
             check_resolution(cand.arch, proxy.resolution)
     return _Plan(cfg, kind, run_dir, resume_dir is not None, meta, prior, space, proxy, sampler,
-                 data, tuple(fixed), faults.from_environment())
+                 data, source, tuple(fixed), faults.from_environment(), seeds)
+
+
+def _recorded_seeds(run_dir: Path, meta: dict[str, Any]) -> tuple[int, ...]:
+    """A calibration's seeds as its run.json records them (checked by `read_run_json`): a
+    resume trains the same list."""
+    if "seeds" not in meta:
+        raise ValueError(f"{run_dir / RUN_JSON} is a calibration's but lacks field 'seeds': "
+                         "restore the file from a copy or start a new run")
+    return tuple(meta["seeds"])
 
 
 def _run_info(plan: _Plan) -> dict[str, Any]:
@@ -189,8 +236,10 @@ def _run_info(plan: _Plan) -> dict[str, Any]:
                       "dimensions": {k: [str(v) for v in vals]
                                      for k, vals in plan.space.dimensions.items()}},
             "budget_flops": cfg.budget, "proxy": plan.proxy.to_dict(), "seed": cfg.seed,
+            "dataset": plan.cfg.dataset, "dataset_source": plan.data_source.source,
             "versions": package_versions(), "machine": machine_info(),
-            "references": [c.reference for c in plan.fixed],
+            "references": list(dict.fromkeys(c.reference for c in plan.fixed)),
+            **({"seeds": list(plan.seeds)} if plan.kind == "calibration" else {}),
             "optuna_storage": STUDY_FILE,
             "started": meta.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
             "resumed": (meta.get("resumed", 0) + 1) if plan.meta else 0}
@@ -242,7 +291,7 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
     notes = (_exhausted_note(cfg, plan.space, table),) if end.exhausted else ()
     return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"),
                          f"nas-convnext search --resume {run_dir}", end.stopped_by, end.cut,
-                         notes, plan.kind)
+                         notes, plan.kind, plan.seeds)
 
 
 def _write_start(run_dir: Path, run_info: dict[str, Any],
@@ -278,7 +327,7 @@ def _train(plan: _Plan, rows: list[dict[str, Any]], on_start: Callable[[Path], N
     faults.at(plan.fault, "study")
     with signals.deferred():
         study = open_study(plan.run_dir, plan.sampler)
-    pending, done, proposed = work_left(study, rows, list(plan.fixed))
+    pending, done, proposed = work_left(study, rows, list(plan.fixed), plan.cfg.seed)
     if on_start is not None:
         on_start(plan.run_dir)
     if len(pending) + max(0, plan.cfg.trials - proposed) <= 0:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import random
 import warnings
 from dataclasses import dataclass
@@ -31,12 +32,37 @@ GRID_LIMIT = 10_000
 # ----- planning: what will be trained -----
 @dataclass(frozen=True)
 class Candidate:
+    """A design as it will be trained. `seed`: the trial's own seed (a calibration trains each
+    roadmap step under several); None: the run's seed (`--seed`)."""
+
     arch: Arch
     flops: int
     params: int
     fitted: bool
     reference: str = ""        # the preset's name for reference points and roadmap steps
     recipe: str = "modern"     # roadmap step 0 trains with ResNet's original recipe
+    seed: int | None = None
+
+    def trial_seed(self, run_seed: int) -> int:
+        return run_seed if self.seed is None else self.seed
+
+
+#: A trial's identity: the design (`Arch.key`) and the seed it is trained with. The same
+#: design under two seeds is two trials (a calibration); under one seed, one trial, never two.
+TrialKey = tuple[str, int]
+
+
+def trial_key(arch: Arch, seed: int) -> TrialKey:
+    return (arch.key(), int(seed))
+
+
+def row_key(row: dict[str, Any], run_seed: int) -> TrialKey:
+    """The identity of a table row; rows of tables written before the seed column carry the
+    run's seed."""
+    seed = row.get("seed")
+    if seed is None or math.isnan(float(seed)):  # missing, or NaN in an older table
+        seed = run_seed
+    return trial_key(Arch.from_row(row), int(seed))
 
 
 @dataclass(frozen=True)
@@ -169,7 +195,7 @@ def tell_outcome(study, trial, outcome: dict[str, Any]) -> None:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def unfinished_proposals(study, done: dict[str, dict]) -> list[Queued]:
+def unfinished_proposals(study, done: dict[TrialKey, dict], seed: int = 0) -> list[Queued]:
     """The designs an interrupted run chose for training but has no row of: to train first.
 
     Each keeps its Optuna trial, and so its number: together with `proposal_seed`, the resumed
@@ -182,7 +208,7 @@ def unfinished_proposals(study, done: dict[str, dict]) -> list[Queued]:
     from optuna.trial import TrialState
 
     out: list[Queued] = []
-    seen: set[str] = set()
+    seen: set[TrialKey] = set()
     for t in study.get_trials(deepcopy=False):
         design = t.user_attrs.get("design")
         running = t.state == TrialState.RUNNING
@@ -193,7 +219,7 @@ def unfinished_proposals(study, done: dict[str, dict]) -> list[Queued]:
         if t.state not in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED):
             continue
         arch = Arch.from_row(design)
-        key = arch.key()
+        key = trial_key(arch, seed)
         if key in done:
             if running:
                 tell_outcome(study, t.number, done[key])
@@ -219,7 +245,7 @@ class StudySearcher:
     """
 
     def __init__(self, study, space: DesignSpace, budget: float, fit: bool,
-                 trials: int, pending: list[Queued], done: dict[str, dict],
+                 trials: int, pending: list[Queued], done: dict[TrialKey, dict],
                  base_config: dict[str, Any], planned_epochs: int, already: int,
                  sampler: Callable[[int], Any], grid_size: int | None = None):
         self.study, self.space, self.budget, self.fit = study, space, budget, fit
@@ -229,7 +255,7 @@ class StudySearcher:
         self.asked = already            # searched designs proposed so far (incl. resumed)
         self.live: dict[str, Any] = {}  # tune trial id -> optuna trial (or its number)
         self.configs: dict[str, dict[str, Any]] = {}
-        self.in_flight: set[str] = set()
+        self.in_flight: set[TrialKey] = set()  # (design, seed) of the trials training now
         self.order = base_config.get("order_start", 0)
         self.exhausted = False
         # With the grid sampler: the grid's size and the points proposed so far. Once
@@ -239,9 +265,10 @@ class StudySearcher:
 
     def _config(self, trial_id: str, cand: Candidate, number: int | None) -> dict[str, Any]:
         self.order += 1
-        self.in_flight.add(cand.arch.key())
+        seed = cand.trial_seed(int(self.base["seed"]))
+        self.in_flight.add(trial_key(cand.arch, seed))
         proxy = proxy_from_dict(self.base["proxy"]).with_recipe(cand.recipe)
-        cfg = {**self.base, "proxy": proxy.to_dict(), "arch": cand.arch.to_dict(),
+        cfg = {**self.base, "seed": seed, "proxy": proxy.to_dict(), "arch": cand.arch.to_dict(),
                "flops": cand.flops,
                "params": cand.params, "fitted": cand.fitted, "reference": cand.reference,
                "optuna_number": number, "order": self.order}
@@ -289,7 +316,7 @@ class StudySearcher:
                 t.set_constraint("flops_over_budget", (flops - self.budget) / 1e9)
                 self.study.tell(t, [0.0, flops / 1e9])
                 continue
-            key = cand.arch.key()
+            key = trial_key(cand.arch, int(self.base["seed"]))  # proposals: the run's seed
             t.set_constraint("flops_over_budget", (cand.flops - self.budget) / 1e9)
             t.set_user_attr("fitted", cand.fitted)
             t.set_user_attr("width", cand.arch.width)
@@ -340,7 +367,7 @@ class StudySearcher:
         arch_row = cfg.get("arch")
         outcome = TrialOutcome.of(result, error, self.planned_epochs).told(cfg.get("flops", 0))
         if arch_row is not None:
-            key = Arch.from_row(arch_row).key()
+            key = trial_key(Arch.from_row(arch_row), int(cfg["seed"]))
             self.in_flight.discard(key)
             if outcome["status"] != "error":
                 self.done[key] = outcome

@@ -123,17 +123,73 @@ def pick_device(device: str | None = None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def load_proxy_data(dataset: str, data_dir: str | None, proxy: Proxy):
+#: What `--dataset` takes: the named datasets (found or fetched for the user, see
+#: `data.named`), folders in a format (`idx`, `imagefolder`, the CIFARs' own files under a
+#: name) and the generated `synthetic` set (tests and smoke runs only: it cannot show the
+#: choices the roadmap is about).
+DATASET_CHOICES = ("fashion-mnist", "mnist", "cifar10", "cifar100", "idx", "imagefolder",
+                   "synthetic")
+#: Real images by default: Fashion-MNIST needs no network (it ships in the package).
+DEFAULT_DATASET = "fashion-mnist"
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's images come from, decided once in the driver.
+
+    `kind` and `path` are what `data.load_dataset` reads (`"idx"` and a folder for the
+    MNISTs, `"synthetic"` and None for generated data); `source` says where they came from
+    (`"embedded subset 12000/2000"`, `"Debian /usr/share/datasets/fashion-mnist"`, ...), for
+    run.json: scores on a subset and on the full set are not the same experiment.
+    """
+
+    dataset: str
+    kind: str
+    path: str | None
+    source: str
+
+
+def resolve_data(dataset: str, data_dir: str | None) -> DataSource:
+    """Resolve `--dataset`/`--data-dir` into a `DataSource`; a one-line ValueError when the
+    name is unknown, a named dataset is nowhere to be found, or a folder is missing.
+
+    A named dataset is looked up in `--data-dir`, the cache, Debian's folder, a download and
+    (Fashion-MNIST) the embedded subset, in that order (`data.named.resolve_dataset`).
+    """
+    from .data.named import NAMES, resolve_dataset
+
+    if dataset not in DATASET_CHOICES:
+        raise ValueError(f"--dataset {dataset!r}: expected one of {', '.join(DATASET_CHOICES)}")
+    if dataset in NAMES:
+        kind, path, source = resolve_dataset(dataset, data_dir or None)
+        return DataSource(dataset, kind, str(path), source)
+    if dataset == "synthetic":
+        return DataSource(dataset, "synthetic", None, "generated (synthetic, seed 0)")
+    if not data_dir:
+        raise ValueError(f"--data-dir is required for dataset {dataset!r}: the folder holding "
+                         "its files")
+    return DataSource(dataset, dataset, str(data_dir), f"--data-dir {data_dir}")
+
+
+def load_proxy_data(dataset: str | DataSource, data_dir: str | None, proxy: Proxy):
     """The dataset a proxy trains on.
 
-    Synthetic data and image folders are made at a resolution: make them at the proxy's, so a
-    64-pixel proxy sees 64 pixels of detail rather than 32-pixel images padded with zeros. The
-    data itself is always generated from seed 0: a run's seed varies the trials, not the data.
+    `dataset` is a `DataSource` (resolved once by the driver) or a `--dataset` value, then
+    resolved here with `data_dir`. Synthetic data and image folders are made at a resolution:
+    make them at the proxy's, so a 64-pixel proxy sees 64 pixels of detail rather than
+    32-pixel images padded with zeros. The data itself is always generated from seed 0: a
+    run's seed varies the trials, not the data.
     """
+    import dataclasses
+
     from .data import load_dataset
 
-    res = proxy.resolution if dataset in ("synthetic", "imagefolder") else None
-    return load_dataset(dataset, data_dir, seed=0, resolution=res)
+    src = dataset if isinstance(dataset, DataSource) else resolve_data(dataset, data_dir)
+    res = proxy.resolution if src.kind in ("synthetic", "imagefolder") else None
+    data = load_dataset(src.kind, src.path, seed=0, resolution=res)
+    if src.dataset != src.kind:  # a named dataset is called by its name, not its file format
+        data = dataclasses.replace(data, name=src.dataset)
+    return data
 
 
 def prepare(data, proxy: Proxy, seed: int, device: torch.device):

@@ -5,7 +5,7 @@ import pytest
 
 from nas_convnext.search import SearchConfig, run_search
 
-SMALL = dict(space="small", proxy="cpu-tiny", budget=4.5e9)
+SMALL = dict(space="small", proxy="cpu-tiny", budget=4.5e9, dataset="synthetic")
 
 
 def small_config(tmp_path, name, **kw):

@@ -296,9 +296,9 @@ def _option_values(draw) -> tuple[tuple[str, str], str]:
 def _base_argv(command: str, results: str, run: str) -> list[str]:
     return {"flops": ["flops", "convnext_t", "--json"],
             "space": ["space", "small", "--json"],
-            "train": ["train", "convnext_t", "--proxy", "cpu-tiny"],
-            "roadmap": ["roadmap", "--train", "--proxy", "cpu-tiny", "--results-dir", results],
-            "search": ["search", "--budget", "4.5G", "--space", "small", "--proxy", "cpu-tiny",
+            "train": ["train", "convnext_t", "--proxy", "cpu-tiny", "--dataset", "synthetic"],
+            "roadmap": ["roadmap", "--train", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--results-dir", results],
+            "search": ["search", "--budget", "4.5G", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic",
                        "--name", "ok", "--results-dir", results],
             "analyze": ["analyze", run]}[command]
 
@@ -311,6 +311,7 @@ def stop_before_work(monkeypatch):
     import nas_convnext.report.run_report as report_module
     import nas_convnext.training.trial as train_module
     from nas_convnext.design.space import DesignSpace
+    from nas_convnext.training.trial import DataSource
 
     seen: dict[str, object] = {}
 
@@ -320,8 +321,9 @@ def stop_before_work(monkeypatch):
 
     load_data = train_module.load_proxy_data
 
-    def loading(dataset, data_dir, proxy):
-        seen["data"] = (dataset, data_dir)
+    def loading(dataset, data_dir, proxy):  # the CLI resolves the data once (a DataSource)
+        seen["data"] = ((dataset.dataset, dataset.path) if isinstance(dataset, DataSource)
+                        else (dataset, data_dir))
         return load_data(dataset, data_dir, proxy)
 
     describe = DesignSpace.describe

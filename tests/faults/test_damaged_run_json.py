@@ -43,6 +43,7 @@ class _Reached(Exception):
 
 def _good_run_json(results: str) -> dict:
     cfg = SearchConfig(budget=4.5e9, space="small", proxy="cpu-tiny", trials=1, name="run",
+                       dataset="synthetic",
                        results_dir=results)
     return {"kind": "search", "command": ["nas-convnext", "search"], "config": cfg.to_dict(),
             "resumed": 0, "started": "2026-01-01T00:00:00"}

@@ -81,7 +81,7 @@ def test_the_grid_is_proposed_once_each_then_the_search_ends(tmp_path, seed):
 def test_a_grid_smaller_than_the_trials_asked_ends_cleanly(ray_session, tmp_path, capsys):
     space_file = _space_file(tmp_path, {"kernel": [3, 7]})  # a grid of 2 designs
     code = main(["search", "--space", space_file, "--sampler", "grid", "--trials", "3",
-                 "--proxy", SMALL["proxy"], "--scheduler", "none", "--budget", "4.5G",
+                 "--proxy", SMALL["proxy"], "--dataset", "synthetic", "--scheduler", "none", "--budget", "4.5G",
                  "--name", "grid", "--results-dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -31,7 +31,7 @@ from nas_convnext.design.space import load_space
 
 TRIALS = 4                # searched designs; with the two reference points, 6 trials in all
 TOTAL = TRIALS + 2
-CLI_ARGS = ["--space", "small", "--trials", str(TRIALS), "--proxy", "cpu-tiny", "--epochs", "2",
+CLI_ARGS = ["--space", "small", "--trials", str(TRIALS), "--proxy", "cpu-tiny", "--dataset", "synthetic", "--epochs", "2",
             "--scheduler", "none", "--concurrency", "1", "--seed", "3", "--budget", "4.5G"]
 
 
@@ -46,7 +46,7 @@ def _study_trials(run_dir) -> list[tuple]:
 
 @pytest.fixture(scope="module")
 def uninterrupted(ray_session, tmp_path_factory):
-    cfg = SearchConfig(space="small", trials=TRIALS, proxy="cpu-tiny", epochs=2,
+    cfg = SearchConfig(space="small", trials=TRIALS, proxy="cpu-tiny", epochs=2, dataset="synthetic",
                        scheduler="none", concurrency=1, seed=3, budget=4.5e9,
                        results_dir=str(tmp_path_factory.mktemp("runs")), name="whole")
     out = run_search(cfg)

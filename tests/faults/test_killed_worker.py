@@ -21,7 +21,7 @@ def test_sigkill_to_a_trial_worker_from_outside(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     env["NAS_CONVNEXT_FAULT"] = f"mark:2:{mark}"
     p = subprocess.Popen([sys.executable, "-m", "nas_convnext.cli", "search", "--space", "small",
-                          "--trials", "2", "--proxy", "cpu-tiny", "--budget", "4.5G",
+                          "--trials", "2", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G",
                           "--epochs", "6", "--concurrency", "1", "--scheduler", "none",
                           "--name", "kill", "--results-dir", str(tmp_path)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)

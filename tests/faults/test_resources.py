@@ -17,7 +17,7 @@ from nas_convnext.cli import main
 ])
 def test_more_than_the_cluster_has_is_refused_first(ray_session, tmp_path, capsys, option, value,
                                                    message):
-    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G",
                  "--name", "big", "--results-dir", str(tmp_path), option, value])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
@@ -40,7 +40,7 @@ def _free_port() -> int:
 def test_a_cluster_that_is_not_there_is_one_line_at_once(tmp_path, capsys, address, message):
     port = _free_port()
     address, message = address.format(port=port), message.format(port=port)
-    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G",
                  "--name", "far", "--results-dir", str(tmp_path), "--address", address])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
@@ -67,7 +67,7 @@ def test_resources_ray_cannot_count_are_refused_first(tmp_path, capsys, monkeypa
         raise AssertionError("Ray was started for a value Ray cannot use")
 
     monkeypatch.setattr(raytune_module, "init_ray", no_ray)
-    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G",
                  "--name", "tiny", "--results-dir", str(tmp_path), option, value])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err, err
@@ -82,7 +82,7 @@ def test_ray_address_in_the_environment_is_checked_like_address(tmp_path):
     env = {**{k: v for k, v in os.environ.items() if k != "NAS_CONVNEXT_FAULT"},
            "RAY_ADDRESS": f"127.0.0.1:{port}"}
     p = subprocess.run([sys.executable, "-m", "nas_convnext.cli", "search", "--space", "small",
-                        "--proxy", "cpu-tiny", "--budget", "4.5G", "--name", "env",
+                        "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G", "--name", "env",
                         "--results-dir", str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=120)
     lines = p.stderr.strip().splitlines()
@@ -106,7 +106,7 @@ def test_storage_path_that_is_not_a_folder_is_refused_first(tmp_path, capsys, mo
     a_file.write_text("mine\n")
     storage = a_file if where == "file" else a_file / "ray-runs"
     results = tmp_path / "results"
-    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G",
                  "--name", "st", "--results-dir", str(results), "--storage-path", str(storage)])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()

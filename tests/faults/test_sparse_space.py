@@ -153,7 +153,7 @@ def test_cli_space_and_search_accept_it(sparse, capsys, monkeypatch, tmp_path):
 
     monkeypatch.setattr(raytune_module, "init_ray", stop)
     with pytest.raises(Reached):
-        main(["search", "--space", str(path), "--budget", "4.5G", "--proxy", "cpu-tiny",
+        main(["search", "--space", str(path), "--budget", "4.5G", "--proxy", "cpu-tiny", "--dataset", "synthetic",
               "--results-dir", str(tmp_path / "results"), "--name", "x"])
 
 

@@ -23,7 +23,7 @@ from nas_convnext.results import is_cut_short, read_table
 from nas_convnext.search import SearchConfig, run_search
 from nas_convnext.search.raytune import TuneEnd
 
-ARGS = ["--space", "small", "--trials", "1", "--proxy", "cpu-tiny", "--epochs", "2",
+ARGS = ["--space", "small", "--trials", "1", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--epochs", "2",
         "--scheduler", "none", "--concurrency", "1", "--budget", "4.5G"]
 CUT = "cut short: the run stopped ({reason}) after epoch 1 of 2; a resume trains it again"
 

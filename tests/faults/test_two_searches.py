@@ -13,7 +13,7 @@ import pytest
 from nas_convnext.cli import main
 from nas_convnext.results import RunLock, read_table
 
-ARGS = ["search", "--space", "small", "--trials", "2", "--proxy", "cpu-tiny", "--epochs", "2",
+ARGS = ["search", "--space", "small", "--trials", "2", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--epochs", "2",
         "--scheduler", "none", "--concurrency", "1", "--budget", "4.5G", "--name", "shared"]
 ROWS = 4  # two reference points and two searched designs
 

@@ -64,7 +64,7 @@ def test_full_disk_keeps_the_last_good_table(ray_session, tmp_path, monkeypatch)
 
 def test_full_disk_through_the_cli_is_one_line(ray_session, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(results, "os", _FullDisk(FAIL_FROM))
-    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--budget", "4.5G",
+    code = main(["search", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G",
                  "--trials", "1", "--concurrency", "1", "--name", "full",
                  "--results-dir", str(tmp_path)])
     err = capsys.readouterr().err

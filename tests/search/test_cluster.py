@@ -90,7 +90,7 @@ def test_search_runs_on_a_two_node_cluster(tmp_path):
                     *common], env)
         out = subprocess.run(
             [sys.executable, "-m", "nas_convnext.cli", "search", "--space", "small",
-             "--trials", "4", "--proxy", "cpu-tiny", "--epochs", "2", "--budget", "4.5G",
+             "--trials", "4", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--epochs", "2", "--budget", "4.5G",
              "--address", f"127.0.0.1:{gcs}", "--concurrency", "2", "--name", "cluster",
              "--results-dir", str(tmp_path), "--scheduler", "none"],
             capture_output=True, text=True, env=env, timeout=400)

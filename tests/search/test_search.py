@@ -21,7 +21,8 @@ from nas_convnext.search.outcome import trial_status
 from nas_convnext.design.space import load_space
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_ARGS = dict(space="small", trials=4, proxy="cpu-tiny", budget=4.5e9, concurrency=2)
+SMALL_ARGS = dict(space="small", trials=4, proxy="cpu-tiny", budget=4.5e9, concurrency=2,
+                  dataset="synthetic")
 
 
 def _search(tmp_path, name, **kw):
@@ -149,7 +150,7 @@ def _cli(*args, env=None, **kw):
 
 
 def test_all_trials_failing_exits_nonzero_with_a_summary(tmp_path):
-    p = _cli("search", "--space", "small", "--trials", "1", "--proxy", "cpu-tiny",
+    p = _cli("search", "--space", "small", "--trials", "1", "--proxy", "cpu-tiny", "--dataset", "synthetic",
              "--budget", "4.5G", "--name", "allbad", "--results-dir", str(tmp_path),
              env={"NAS_CONVNEXT_FAULT": "raise:all"})
     out, err = p.communicate(timeout=240)
@@ -158,7 +159,7 @@ def test_all_trials_failing_exits_nonzero_with_a_summary(tmp_path):
 
 
 def test_ctrl_c_then_resume_finishes_without_retraining(tmp_path):
-    args = ["search", "--space", "small", "--trials", "8", "--proxy", "cpu-tiny", "--budget",
+    args = ["search", "--space", "small", "--trials", "8", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget",
             "4.5G", "--name", "stop", "--results-dir", str(tmp_path), "--concurrency", "1",
             "--epochs", "2", "--scheduler", "none"]
     p = _cli(*args)
@@ -212,7 +213,7 @@ def test_run_names_cannot_leave_the_results_folder(tmp_path, name):
 
 def test_missing_data_dir_is_refused_before_the_run_folder(tmp_path):
     with pytest.raises(ValueError, match="data-dir"):
-        _search(tmp_path, "nodata", dataset="cifar10")
+        _search(tmp_path, "nodata", dataset="idx")
     assert not (tmp_path / "nodata").exists()
 
 
@@ -220,7 +221,7 @@ def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
     from nas_convnext.cli import main
     from nas_convnext.design.roadmap import roadmap_steps
 
-    code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--name", "rm",
+    code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--name", "rm",
                  "--results-dir", str(tmp_path), "--json"])
     out = capsys.readouterr().out
     assert code == 0
@@ -241,3 +242,21 @@ def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
     assert info["kind"] == "roadmap"
     assert (tmp_path / "rm" / "roadmap.png").stat().st_size > 0
     assert (tmp_path / "rm" / "roadmap.csv").exists()
+
+
+def test_a_run_records_its_dataset_and_where_it_came_from(ray_session, tmp_path, monkeypatch):
+    """The default is Fashion-MNIST, resolved once in the driver; run.json says from where."""
+    import shutil
+
+    from nas_convnext.training.data.named import EMBEDDED_DIR
+
+    cache = tmp_path / "cache"
+    shutil.copytree(EMBEDDED_DIR, cache / "fashion-mnist")
+    monkeypatch.setenv("NAS_CONVNEXT_CACHE", str(cache))
+    kw = {k: v for k, v in SMALL_ARGS.items() if k != "dataset"}
+    out = run_search(SearchConfig(**{**kw, "trials": 0, "results_dir": str(tmp_path / "r"),
+                                     "name": "fm"}))
+    meta = json.loads((out.run_dir / "run.json").read_text())
+    assert meta["dataset"] == meta["config"]["dataset"] == "fashion-mnist"
+    assert meta["dataset_source"] == f"cache {cache / 'fashion-mnist'}"
+    assert (out.table["status"] == "completed").all() and len(out.table) == 2

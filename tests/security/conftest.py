@@ -85,7 +85,7 @@ def search_run(tmp_path_factory) -> SearchRun:
     before = {(c.laddr.ip, c.laddr.port) for c in _listening()}
     out_f, err_f = open(tmp / "stdout", "w+"), open(tmp / "stderr", "w+")
     cmd = [sys.executable, "-m", "nas_convnext.cli", "search", "--space", "small",
-           "--trials", "1", "--proxy", "cpu-tiny", "--budget", "4.5G", "--concurrency", "1",
+           "--trials", "1", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget", "4.5G", "--concurrency", "1",
            "--name", "x", "--results-dir", str(results)]
     proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=out_f, stderr=err_f,
                             start_new_session=True)

@@ -109,7 +109,7 @@ def gzip_idx_bomb(root: Path, n: int = 65536, side: int = 256) -> Path:
 def test_gzip_idx_bomb_is_refused_before_reading(baseline, tmp_path):
     bomb = gzip_idx_bomb(tmp_path / "bomb")
     assert bomb.stat().st_size < 8 << 20
-    proc = run_limited(baseline, tmp_path, "train", "convnext_t", "--proxy", "cpu-tiny",
+    proc = run_limited(baseline, tmp_path, "train", "convnext_t", "--proxy", "cpu-tiny", "--dataset", "synthetic",
                        "--dataset", "idx", "--data-dir", str(tmp_path / "bomb"))
     line = _one_line(proc)
     assert line.startswith(f"nas-convnext: error: '{bomb}' declares shape (65536, 256, 256) "
@@ -119,7 +119,7 @@ def test_gzip_idx_bomb_is_refused_before_reading(baseline, tmp_path):
 
 def test_a_design_a_million_wide_is_refused_before_building(baseline, tmp_path):
     proc = run_limited(baseline, tmp_path, "train", "convnext_t", "width=1000000",
-                       "--proxy", "cpu-tiny")
+                       "--proxy", "cpu-tiny", "--dataset", "synthetic")
     line = _one_line(proc)
     assert line.startswith("nas-convnext: error: convnext_t width=1000000 needs at least "), line
     assert "TiB to train under proxy cpu-tiny" in line and "parameters at width x0.25" in line

@@ -64,7 +64,7 @@ def _one_line(capsys) -> str:
 def test_train_out_refuses_what_is_not_a_regular_file(tmp_path, capsys, kind):
     make, is_kind = SPECIAL[kind]
     target = make(tmp_path / "metrics.json")
-    code = main(["train", "resnet50", "--proxy", "cpu-tiny", "--out", str(target)])
+    code = main(["train", "resnet50", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--out", str(target)])
     line = _one_line(capsys)
     assert code == 2
     assert line.startswith(f"nas-convnext: error: --out {target}: it is a {kind}"), line
@@ -159,7 +159,7 @@ def test_train_out_writes_a_regular_file_with_the_umask(tmp_path, monkeypatch):
     out = tmp_path / "metrics.json"
     old = os.umask(0o027)
     try:
-        assert main(["train", "resnet50", "--proxy", "cpu-tiny", "--out", str(out)]) == 0
+        assert main(["train", "resnet50", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--out", str(out)]) == 0
     finally:
         os.umask(old)
     assert json.loads(out.read_text())["top1"] == 0.5

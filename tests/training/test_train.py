@@ -282,7 +282,7 @@ def run(capsys, *argv):
 
 def test_cli_train_writes_metrics_json(synthetic, capsys, tmp_path):
     target = tmp_path / "m.json"
-    code, out, err = run(capsys, "train", "resnet50", "kernel=5", "--proxy", "cpu-tiny",
+    code, out, err = run(capsys, "train", "resnet50", "kernel=5", "--proxy", "cpu-tiny", "--dataset", "synthetic",
                          "--epochs", "2", "--seed", "0", "--threads", "1", "--out", str(target),
                          "--json")
     assert code == 0, err
@@ -307,7 +307,7 @@ def test_cli_train_writes_metrics_json(synthetic, capsys, tmp_path):
 
 
 def test_cli_train_prints_summary(synthetic, capsys):
-    code, out, err = run(capsys, "train", "convnext_t", "--proxy", "cpu-tiny", "--threads", "1")
+    code, out, err = run(capsys, "train", "convnext_t", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--threads", "1")
     assert code == 0, err
     lines = dict(line.split(None, 1) for line in out.strip().splitlines())
     assert lines["status"] == "completed" and lines["epochs"] == "1/1"
@@ -319,7 +319,7 @@ def test_cli_train_prints_summary(synthetic, capsys):
 def test_cli_train_diverged_exits_1_and_says_so(synthetic, capsys, tmp_path, monkeypatch):
     _nan_after(monkeypatch, 0)
     target = tmp_path / "d.json"
-    code, out, err = run(capsys, "train", "resnet50", "--proxy", "cpu-tiny", "--threads", "1",
+    code, out, err = run(capsys, "train", "resnet50", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--threads", "1",
                          "--out", str(target))
     assert code == 1
     assert "diverged" in err and "Traceback" not in err
@@ -329,9 +329,11 @@ def test_cli_train_diverged_exits_1_and_says_so(synthetic, capsys, tmp_path, mon
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--dataset", "mnist"], "unknown dataset 'mnist'"),
+    (["--dataset", "mnst"], "--dataset 'mnst': expected one of fashion-mnist, mnist, cifar10"),
     (["--dataset", "idx"], "--data-dir is required for dataset 'idx'"),
-    (["--dataset", "cifar10"], "--data-dir is required for dataset 'cifar10'"),
+    # A named dataset's --data-dir is the only place looked at: the wrong files are an error.
+    (["--dataset", "cifar10", "--data-dir", "/"], "does not hold dataset 'cifar10': missing"),
+    (["--dataset", "mnist", "--data-dir", "/"], "does not hold dataset 'mnist': missing"),
     (["--dataset", "imagefolder"], "--data-dir is required for dataset 'imagefolder'"),
     (["--dataset", "idx", "--data-dir", "/no/such/folder"], "does not exist"),
     (["--proxy", "huge"], "unknown proxy profile 'huge': expected one of cpu-tiny"),

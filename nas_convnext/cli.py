@@ -368,6 +368,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .report.run_report import summary_text, write_report
 
     formats = tuple(args.format) if args.format else FORMATS
+    if (Path(args.run_dir) / "run.json").is_file():
+        from .results import read_run_json
+
+        try:
+            meta = read_run_json(Path(args.run_dir))
+        except ValueError:  # a damaged run.json: the table can still be analysed
+            meta = {}
+        if meta.get("kind") == "ablation":  # its own report: paired verdicts, not a front
+            return _analyze_ablation(args, meta, formats)
     info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
     import pyarrow.parquet as pq
 
@@ -487,6 +496,27 @@ def _finish_ablation(out, as_json: bool) -> int:
         print(_stopped_line(out), file=sys.stderr if as_json else sys.stdout)
     if out.interrupted:
         return _signal_exit(out.stopped_by)
+    return 0
+
+
+def _analyze_ablation(args: argparse.Namespace, meta: dict[str, Any], formats) -> int:
+    """`analyze` of an ablation's run folder: the ablation report, written again."""
+    from pathlib import Path
+
+    from .analysis.ablation import analyse_ablation
+    from .report.ablation_report import ablation_summary, write_ablation_report
+    from .results import read_table
+
+    minutes = meta.get("elapsed_s")
+    an = analyse_ablation(read_table(Path(args.run_dir)), meta["ablation"],
+                          minutes=float(minutes) / 60 if isinstance(minutes, (int, float))
+                          else None)
+    if isinstance(args.out, str) and not args.out.strip():
+        raise ValueError(f"--out {args.out!r} is empty: give the folder to write the report in")
+    info = write_ablation_report(an, args.out or args.run_dir, formats=formats,
+                                 run_dir=args.run_dir)
+    print(ablation_summary(an))
+    print(f"report: {len(info.files)} files in {info.out_dir}")
     return 0
 
 

@@ -153,3 +153,16 @@ def test_no_ablation_of_the_same_data_shows_nothing(tmp_path):
     info = write_report(search, formats=["md"], n_boot=1000)
     assert info.ablation is None
     assert "Local evidence" not in (search / "report.md").read_text()
+
+
+def test_analyze_of_an_ablation_writes_the_ablation_report(tmp_path, capsys):
+    from nas_convnext.cli import main
+
+    run = _ablation_run(tmp_path, "abl", "2026-01-02T10:00:00", {"name": "cpu"},
+                        {"kernel=3": -0.03})
+    assert main(["analyze", str(run), "--format", "md", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "decided 1 of 4 dimensions" in out
+    assert (run / "ablation.md").is_file() and not (run / "report.md").exists()
+    d = pd.read_csv(run / "ablation_verdicts.csv").set_index("dimension")
+    assert d.loc["kernel", "verdict"] == "better"

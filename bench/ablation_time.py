@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def main() -> int:
     trials = len(ids) * args.seeds
     est_min = per_seed * args.seeds / args.workers / 60
     rows = "\n".join(f"| {i} | {secs[i]:.1f} | {walls[i]:.1f} |" for i in ids if i in secs)
-    cmd = "python bench/ablation_time.py " + " ".join(sys.argv[1:])
+    cmd = "python bench/ablation_time.py " + shlex.join(sys.argv[1:])
     body = f"""Command: `{cmd.strip()}`
 
 Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load average

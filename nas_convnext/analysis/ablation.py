@@ -171,14 +171,17 @@ class PaperDirection:
         return f"{self.direction}: " + "; ".join(c.text() for c in self.changes)
 
 
-def paper_directions(base: Arch, dimensions: Iterable[str], steps: Sequence[Any] | None = None
+def paper_directions(base: Arch, dimensions: Iterable[str], steps: Sequence[Any] | None = None,
+                     alternatives: Mapping[str, Iterable[str]] | None = None
                      ) -> dict[str, PaperDirection]:
     """For each dimension, the roadmap's comparisons of the base's value with another value.
 
     Every step is compared with the step it starts from (`Step.parent`), under the same
     training recipe; where the two designs differ in a dimension and one of them has the
     base's value, that step is a comparison of the base's choice, with the paper's top-1
-    difference. ``steps`` defaults to the shipped roadmap.
+    difference. ``steps`` defaults to the shipped roadmap. ``alternatives`` (dimension ->
+    value labels) keeps only the comparisons with values the ablation tried: the paper's
+    7x7 against 5x5 says nothing about an ablation that tried only 3x3.
     """
     if steps is None:
         from ..design.roadmap import roadmap_steps
@@ -195,6 +198,10 @@ def paper_directions(base: Arch, dimensions: Iterable[str], steps: Sequence[Any]
                 continue
             before, after = text(getattr(p.arch, dim)), text(getattr(s.arch, dim))
             if before == after or mine not in (before, after):
+                continue
+            other = before if after == mine else after
+            if alternatives is not None and other not in {text(a) for a in
+                                                          alternatives.get(dim, ())}:
                 continue
             also = tuple(f for f in Arch.__dataclass_fields__ if f != dim
                          and text(getattr(p.arch, f)) != text(getattr(s.arch, f)))
@@ -324,7 +331,9 @@ def analyse_ablation(trials: pd.DataFrame, record: Mapping[str, Any],
         notes.append(f"{unmatched} trial(s) whose design is not in the ablation's plan were "
                      "left out")
     counts = trials["status"].value_counts().to_dict() if len(trials) else {}
-    return AblationAnalysis(record=record, paired=paired, paper=paper_directions(base_arch, dims),
+    tried = {d: list(variants.loc[variants["dimension"] == d, "value"].unique()) for d in dims}
+    return AblationAnalysis(record=record, paired=paired,
+                            paper=paper_directions(base_arch, dims, alternatives=tried),
                             counts={str(k): int(v) for k, v in counts.items()},
                             minutes=minutes, notes=tuple(notes))
 

@@ -301,8 +301,13 @@ def ablation_summary(an: AblationAnalysis) -> str:
         for v in verdicts:
             p = an.paper.get(v.dimension)
             paper = p.direction if p is not None and p.direction else "-"
+            extra = ""
+            if v.verdict == "undecided":
+                need = f"about {v.needed} seeds to decide" if v.needed is not None else \
+                    "no feasible number of seeds decides it"
+                extra = f"; detectable {_pp(v.detectable).lstrip('+')} pp, {need}"
             lines.append(f"  {v.dimension:<{w}}  base {v.base_value}: {v.verdict:<9}  "
-                         f"(paper: {paper})")
+                         f"(paper: {paper}{extra})")
     time = f" in {an.minutes:.1f} minutes" if an.minutes is not None else ""
     lines.append(f"decided {an.paired.decided} of {len(verdicts)} dimensions{time}")
     return "\n".join(lines)

@@ -148,3 +148,12 @@ def test_paper_directions_of_hand_made_steps():
     flipped = paper_directions(kernel3, ["kernel"], steps)
     assert flipped["kernel"].direction == "better"
     assert flipped["kernel"].changes[0].delta == pytest.approx(0.5)
+
+
+def test_the_paper_direction_counts_only_the_alternatives_tried():
+    a = presets()["convnext_t"]
+    dirs = paper_directions(a, ["kernel"], alternatives={"kernel": ["3"]})
+    assert dirs["kernel"].direction is None           # the roadmap never compared 7 with 3
+    dirs = paper_directions(a, ["kernel"], alternatives={"kernel": ["3", "5"]})
+    assert [c.other for c in dirs["kernel"].changes] == ["5"]
+    assert dirs["kernel"].direction == "better"       # 7 over 5 (9 not tried)

@@ -138,21 +138,75 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
 
 
 def _roadmap_train(args: argparse.Namespace) -> int:
+    """`roadmap --train`: a calibration with one seed (`--seed`), no interval."""
+    args.seeds, args.resume = 1, None
+    return cmd_calibrate(args)
+
+
+# ----- calibrate -----
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Train the 17 roadmap steps under `--seeds` seeds and compare with the paper's ranking.
+
+    Runs through the search's machinery (Ray, resume, --address) as kind "calibration", then
+    writes calibration.json and its report (md, html, csv, png) into the run folder.
+    """
     import time
 
     from .search.config import SearchConfig
     from .search.run import run_search
     from .training.proxy import get_proxy
 
-    get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
-    name = (args.name if args.name is not None  # an empty --name is refused, as by search
-            else f"{time.strftime('%Y%m%d-%H%M%S')}-roadmap-{args.proxy}")
-    cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
-                       epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
-                       concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-                       gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
-                       address=args.address, results_dir=args.results_dir)
-    return _finish_roadmap(run_search(cfg, kind="roadmap"), args.json)
+    started = time.time()
+    if args.resume is not None:
+        from pathlib import Path
+
+        from .results import read_run_json
+
+        kind = read_run_json(Path(args.resume)).get("kind", "search")
+        if kind != "calibration":
+            raise ValueError(f"--resume {args.resume}: not a calibration run (kind {kind!r}); "
+                             "resume it with nas-convnext search --resume")
+        cfg = SearchConfig(budget=None, address=args.address)
+        out = run_search(cfg, resume_dir=args.resume)
+    else:
+        get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
+        name = (args.name if args.name is not None  # an empty --name is refused, as by search
+                else f"{time.strftime('%Y%m%d-%H%M%S')}-calibration-{args.proxy}-{args.dataset}")
+        cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
+                           epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
+                           concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
+                           gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
+                           address=args.address, results_dir=args.results_dir,
+                           storage_path=getattr(args, "storage_path", None))
+        out = run_search(cfg, kind="calibration", seeds=args.seeds)
+    return _finish_calibration(out, args.json, (time.time() - started) / 60)
+
+
+def _finish_calibration(out, as_json: bool, minutes: float | None = None) -> int:
+    """The end of a calibration (new or resumed): calibration.json, its report, the figures."""
+    from .report.calibration_report import summary_lines, write_calibration
+
+    info = None
+    if out.stopped_by is None:
+        try:
+            info = write_calibration(out.run_dir, minutes)
+        except ValueError as exc:
+            print(f"(no calibration: {one_line(exc)})", file=sys.stderr)
+    if as_json:
+        print(json.dumps(info.record if info is not None else None, allow_nan=False))
+    elif info is not None:
+        print("\n".join(["calibration against the paper's roadmap (Table 10):"]
+                        + [f"  {line}" for line in summary_lines(info.calibration, info.record)]))
+    if not as_json:
+        print(f"\nresults: {out.run_dir}/ (calibration.json, calibration.md, calibration.html, "
+              "calibration.csv, calibration.png, trials.parquet)")
+    for note in out.notes:
+        print(f"note: {note}")
+    if out.stopped_by is not None:
+        print(_stopped_line(out))
+    if out.interrupted:
+        return _signal_exit(out.stopped_by)
+    return 0 if info is not None else 1
 
 
 def _finish_roadmap(out, as_json: bool) -> int:
@@ -377,7 +431,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             meta = {}
         if meta.get("kind") == "ablation":  # its own report: paired verdicts, not a front
             return _analyze_ablation(args, meta, formats)
-    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed)
+    info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed,
+                        calibration=args.calibration)
     import pyarrow.parquet as pq
 
     from .results import TABLE, unknown_columns_note
@@ -474,7 +529,8 @@ def _finish_ablation(out, as_json: bool) -> int:
     an = None
     try:
         an = analyse_ablation(out.table, meta["ablation"], minutes=minutes)
-        info = write_ablation_report(an, out.run_dir, run_dir=out.run_dir)
+        info = write_ablation_report(an, out.run_dir, run_dir=out.run_dir,
+                                     fidelity=_ablation_fidelity(out.run_dir, meta))
     except ValueError as exc:
         info = None
         print(f"(no analysis: {one_line(exc)})", file=sys.stderr if as_json else sys.stdout)
@@ -499,6 +555,15 @@ def _finish_ablation(out, as_json: bool) -> int:
     return 0
 
 
+def _ablation_fidelity(run_dir, meta: dict[str, Any], calibration: str | None = None):
+    """The proxy's calibration on the ablation's dataset, as the search report finds it."""
+    from pathlib import Path
+
+    from .report.fidelity import fidelity_for
+
+    return fidelity_for(meta, Path(run_dir).resolve().parent, calibration)
+
+
 def _analyze_ablation(args: argparse.Namespace, meta: dict[str, Any], formats) -> int:
     """`analyze` of an ablation's run folder: the ablation report, written again."""
     from pathlib import Path
@@ -514,7 +579,9 @@ def _analyze_ablation(args: argparse.Namespace, meta: dict[str, Any], formats) -
     if isinstance(args.out, str) and not args.out.strip():
         raise ValueError(f"--out {args.out!r} is empty: give the folder to write the report in")
     info = write_ablation_report(an, args.out or args.run_dir, formats=formats,
-                                 run_dir=args.run_dir)
+                                 run_dir=args.run_dir,
+                                 fidelity=_ablation_fidelity(Path(args.run_dir), meta,
+                                                             args.calibration))
     print(ablation_summary(an))
     print(f"report: {len(info.files)} files in {info.out_dir}")
     return 0
@@ -536,17 +603,23 @@ def cmd_search(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
         address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
         fit_width=args.fit_width)
+    if args.calibration is not None:  # a folder that is not a calibration: refused before Ray
+        from .report.calibration_report import load_calibration
+
+        load_calibration(args.calibration)
     out = run_search(cfg, resume_dir=args.resume)
-    return _finish_search(out)
+    return _finish_search(out, args.calibration)
 
 
-def _finish_search(out) -> int:
+def _finish_search(out, calibration: str | None = None) -> int:
     import math
 
     if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
         return _finish_roadmap(out, as_json=False)
     if out.kind == "ablation":  # an ablation resumed with `search --resume`
         return _finish_ablation(out, as_json=False)
+    if out.kind == "calibration":  # a calibration resumed with `search --resume`
+        return _finish_calibration(out, as_json=False)
     df = out.table
     print(f"\nresults: {out.run_dir}/ (trials.parquet, trials.csv, run.json, study.db)")
     counts = df["status"].value_counts().to_dict() if len(df) else {}
@@ -572,7 +645,7 @@ def _finish_search(out) -> int:
         from .report.run_report import summary_text, write_report
 
         try:
-            print("\n" + summary_text(write_report(out.run_dir)))
+            print("\n" + summary_text(write_report(out.run_dir, calibration=calibration)))
         except ValueError as exc:
             print(f"(no report: {one_line(exc)})")
     if len(df) and (df["status"] == "error").all():
@@ -604,10 +677,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("roadmap", help="the paper's roadmap, ResNet-50 to ConvNeXt-T")
     s.add_argument("--flops-only", action="store_true", help="print each step's FLOPs beside the paper's Table 10 (one of --flops-only, --train is needed)")
     s.add_argument("--train", action="store_true",
-                   help="train every step under the proxy and compare with the paper's top-1 (a run under results/)")
+                   help="train every step under the proxy with one seed and compare with the paper's top-1 (a calibration run under results/; nas-convnext calibrate trains several seeds)")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table (default: a table)")
     _training_options(s)
     s.set_defaults(func=cmd_roadmap)
+
+    s = sub.add_parser("calibrate", help="how faithfully the proxy ranks the paper's 17 roadmap "
+                       "steps: Kendall tau with intervals, seed ceiling, FLOPs-only baseline")
+    s.add_argument("--seeds", type=_positive_int, default=2,
+                   help="seeds each step is trained with, --seed to --seed + N - 1; 2 or more "
+                   "give an interval (default: %(default)s)")
+    s.add_argument("--json", action="store_true", help="print calibration.json's object on stdout (default: a summary)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted calibration (default: start a new one)")
+    _training_options(s)
+    s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder (default: the run folder)")
+    s.set_defaults(func=cmd_calibrate)
 
     s = sub.add_parser("space", help="describe a design space: size, budget fit, FLOP range")
     s.add_argument("space", help="a shipped space name (convnext, small) or a YAML file")
@@ -641,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
                    help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
+    s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_search)
 
     s = sub.add_parser("ablate", help="one change at a time around a design (ConvNeXt-T): "
@@ -670,6 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, metavar="DIR",
                    help="write the report here instead of the run folder (default: the run folder)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of the bootstrap intervals (default: %(default)s)")
+    s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_analyze)
     return p
 
@@ -764,7 +850,7 @@ def _budget(text: str) -> float:
 
 
 # Options and arguments that name a file or folder, by argparse dest.
-_PATH_ARGUMENTS = {"out": "--out", "data_dir": "--data-dir", "storage_path": "--storage-path",
+_PATH_ARGUMENTS = {"out": "--out", "calibration": "--calibration", "data_dir": "--data-dir", "storage_path": "--storage-path",
                    "resume": "--resume", "results_dir": "--results-dir", "run_dir": "RUN_DIR"}
 
 
@@ -801,7 +887,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         terminated = isinstance(exc, Terminated)
         # A search that got as far as its run.json returns normally (with the resume command);
         # one that ends here had made no run folder (or removed the empty one it made).
-        nothing = ("; no run was saved, start it again" if command in ("search", "roadmap")
+        nothing = ("; no run was saved, start it again"
+                   if command in ("search", "roadmap", "calibrate")
                    else "")
         print(f"nas-convnext: {'terminated (SIGTERM)' if terminated else 'interrupted'}{nothing}",
               file=sys.stderr)

@@ -615,3 +615,19 @@ def _get_ci(d: Mapping[str, Any], key: str) -> tuple[float, float]:
     if lo > hi:
         raise ValueError(f"calibration key {key!r} has lo {lo} above hi {hi}")
     return (lo, hi)
+
+
+def calibration_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """A calibration run's trials table as :func:`calibrate`'s ``runs``: one row per (step,
+    seed) with ``step`` (the roadmap index, found from the row's ``reference``, the step's
+    name), ``seed`` and ``top1`` (NaN unless the trial completed: a trial stopped early or
+    diverged has no finished result to rank). Rows of other designs are left out."""
+    index = {s.name: s.index for s in roadmap_steps()}
+    _require(table, ("reference", "seed", "status", "top1"), "the trials table")
+    rows = []
+    for r in table.to_dict("records"):
+        if r["reference"] not in index:
+            continue
+        top1 = float(r["top1"]) if r["status"] == "completed" else math.nan
+        rows.append({"step": index[r["reference"]], "seed": int(r["seed"]), "top1": top1})
+    return pd.DataFrame(rows, columns=["step", "seed", "top1"])

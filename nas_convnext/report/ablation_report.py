@@ -227,9 +227,16 @@ def _settings(an: AblationAnalysis, run_dir: Path | None) -> list[str]:
 
 
 def _blocks(an: AblationAnalysis, run_dir: Path | None, fig: _Fig | None,
-            extra: list[_Block]) -> list[_Block]:
+            extra: list[_Block], fid: Any = None) -> list[_Block]:
     b: list[_Block] = [("h1", f"nas-convnext ablation around {an.base_name}")]
     b.append(("ul", _settings(an, run_dir)))
+    if fid is not None:  # as the search report: how far this proxy can be trusted, first
+        b.append(("h2", "The proxy's calibration"))
+        b.append(("ul", fid.lines()))
+        if fid.record is not None and fid.warning():
+            b.append(("p", fid.warning() + " The paired verdicts below say what the proxy "
+                      "measured; whether full training would agree is what the calibration "
+                      "doubts."))
     b.append(("p", "Top-1 is the proxy's (short training of a narrowed model on the run's "
                    "data), not ImageNet's. Each variant changes one field of the base; the "
                    "same seed gives both the same data order, augmentation and initial "
@@ -256,12 +263,14 @@ def _blocks(an: AblationAnalysis, run_dir: Path | None, fig: _Fig | None,
 def write_ablation_report(an: AblationAnalysis, out_dir: str | Path,
                           formats: Iterable[str] | str = ("md", "html", "csv", "json", "png"),
                           run_dir: str | Path | None = None,
-                          extra: list[_Block] | None = None) -> AblationReportInfo:
+                          extra: list[_Block] | None = None,
+                          fidelity: Any = None) -> AblationReportInfo:
     """Write the ablation report of ``an`` into ``out_dir`` (see the module doc).
 
     ``formats`` picks among md, html, csv, json and png (the PNG is written whenever md or
-    html is); ``run_dir`` is named in the report; ``extra`` blocks (e.g. the proxy's
-    calibration) go after the variants list. Returns the folder and the files written.
+    html is); ``run_dir`` is named in the report; ``extra`` blocks go after the variants
+    list; ``fidelity`` (`report.fidelity.Fidelity`) puts the proxy's calibration on its
+    dataset at the top, as in the search report. Returns the folder and the files written.
     """
     fm = _check_formats(formats)
     out = _prepare_out(Path(out_dir))
@@ -272,7 +281,7 @@ def write_ablation_report(an: AblationAnalysis, out_dir: str | Path,
                    f"forest plot of the differences from {an.base_name}", _forest_caption(an))
         write(fig.name, fig.png)
     rd = Path(run_dir) if run_dir is not None else None
-    blocks = _blocks(an, rd, fig, list(extra or []))
+    blocks = _blocks(an, rd, fig, list(extra or []), fidelity)
     if "csv" in fm:
         table = an.paired.table()
         plan = {v["id"]: v for v in an.variants}
@@ -285,7 +294,9 @@ def write_ablation_report(an: AblationAnalysis, out_dir: str | Path,
     if "html" in fm:
         write("ablation.html", _render_html(str(blocks[0][1]), blocks))
     if "json" in fm:
-        write("ablation.json", json.dumps(plain(an.to_json()), indent=2, allow_nan=False) + "\n")
+        data = {**an.to_json(),
+                "fidelity": fidelity.to_json() if fidelity is not None else None}
+        write("ablation.json", json.dumps(plain(data), indent=2, allow_nan=False) + "\n")
     return AblationReportInfo(out_dir=out, files=tuple(write.files))
 
 

@@ -33,6 +33,7 @@ from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
 from ..analysis.run import analyse as _analyse
 from ..results import one_line, plain, read_table
+from .calibration_report import run_json_of
 from .document import (
     FLOP_NOTE,
     _blank,
@@ -53,6 +54,7 @@ from .document import (
     _trials,
     _Writer,
 )
+from .fidelity import Fidelity, fidelity_for
 from .figures import _figures, _safe
 from .tables import (
     _dominators_table,
@@ -89,6 +91,7 @@ class ReportInfo:
     importances: Importances | None
     notes: tuple[str, ...]
     summary: dict[str, Any]                 # analysis.summarize()
+    fidelity: Fidelity | None = None        # the proxy's calibration beside the verdicts
     ablation: dict[str, Any] | None = None  # the latest ablation beside it (`_local_evidence`)
 
 
@@ -199,11 +202,14 @@ def _local_blocks(an: _Analysis, local: tuple[Path, Any]) -> list[_Block]:
 
 
 def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
-            local: tuple[Path, Any] | None = None) -> list[_Block]:
+            fid: Fidelity | None = None, local: tuple[Path, Any] | None = None) -> list[_Block]:
     v = an.verdict
     title = ("nas-convnext report: " + (run_dir.resolve().name or str(run_dir.resolve()))
              if run_dir is not None else "nas-convnext report")
     b: list[_Block] = [("h1", title)]
+    if fid is not None:  # the report opens with how far its proxy can be trusted
+        b.append(("h2", "Proxy fidelity"))
+        b.append(("ul", fid.lines()))
     b.append(("ul", _run_lines(an, run_dir)))
     b.append(("p", f"FLOPs everywhere in this report are those of the full-size design: {FLOP_NOTE} "
                    f"(fvcore's convention). Top-1 is the proxy's (short training of a narrowed "
@@ -222,10 +228,12 @@ def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
     b.append(("table", _front_params_table(an)))
 
     b.append(("h2", "2. Is ConvNeXt-T on the front, and do its choices pay off?"))
+    if fid is not None and fid.warning():
+        b.append(("p", fid.warning()))
     b.append(("p", _verdict_point_text(v)))
     if v.dominated_by:
         b.append(("table", _dominators_table(an)))
-    b.append(("table", _verdict_table(an)))
+    b.append(("table", _verdict_table(an, fid.shown if fid is not None else None)))
     b.append(("p", "Rule: " + v.rule))
 
     b.append(("h2", "3. Error EDFs per dimension"))
@@ -267,8 +275,9 @@ def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
 
 
 def _json(an: _Analysis, run_dir: Path | None, files: list[str],
-          local: tuple[Path, Any] | None = None) -> str:
+          fid: Fidelity | None = None, local: tuple[Path, Any] | None = None) -> str:
     data = {
+        "fidelity": fid.to_json() if fid is not None else None,
         "run_dir": run_dir,
         "flop_convention": FLOP_NOTE,
         "top1": "proxy top-1 as a fraction",
@@ -309,13 +318,17 @@ def write_report(
     out_dir: str | Path | None = None,
     seed: int = 0,
     n_boot: int = 10_000,
+    calibration: str | Path | None = None,
 ) -> ReportInfo:
     """Analyse ``run_dir/trials.parquet`` once and write the report files.
 
     ``formats`` picks among md, html, csv, json and png (PNGs are also written whenever md or
-    html is). Files go to ``out_dir`` (default: the run folder). Raises ValueError, with one
-    readable message, for a missing or damaged table, a table without a usable trial (naming
-    the counts by status), or an unknown format.
+    html is). Files go to ``out_dir`` (default: the run folder). ``calibration``: the
+    calibration run (folder or calibration.json) whose figures go beside the verdicts
+    (default: the newest in the run's results folder with the run's proxy and dataset; none:
+    the report warns that the proxy is uncalibrated). Raises ValueError, with one readable
+    message, for a missing or damaged table, a table without a usable trial (naming the
+    counts by status), an unknown format, or a ``calibration`` that is not one.
     """
     fm = _check_formats(formats)
     run_dir = Path(run_dir)
@@ -324,17 +337,19 @@ def write_report(
     out = Path(out_dir) if out_dir is not None else run_dir
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file, not a folder")
+    fid = fidelity_for(run_json_of(run_dir), run_dir.resolve().parent, calibration)
     df = read_table(run_dir)
     an = _analyse(df, run_dir, seed, n_boot)  # everything that can fail on the data fails here
-    return _write(an, run_dir, _prepare_out(out), fm)
+    return _write(an, run_dir, _prepare_out(out), fm, fid)
 
 
-def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...]) -> ReportInfo:
+def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
+           fid: Fidelity | None = None) -> ReportInfo:
     want_png = bool({"md", "html", "png"} & set(fm))
     figs = _figures(an) if want_png else {}
     local = _local_evidence(run_dir) if an.run_meta and an.run_meta.get("kind", "search") == "search" \
         else None
-    blocks = _blocks(an, run_dir, figs, local) if {"md", "html"} & set(fm) else []
+    blocks = _blocks(an, run_dir, figs, fid, local) if {"md", "html"} & set(fm) else []
     write = _Writer(out)
     for f in figs.values():
         write(f.name, f.png)
@@ -344,7 +359,10 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...]) 
         front["gflops"] = _num(front["flops"]) / 1e9
         write("front.csv", front.to_csv(index=True, index_label="row"))
         write("effects.csv", an.effects.to_csv(index=False))
-        write("verdict.csv", _verdict_frame(an.verdict).to_csv(index=False))
+        verdicts = _verdict_frame(an.verdict)
+        if fid is not None and len(verdicts):
+            verdicts["verdict_shown"] = [fid.shown(x) for x in verdicts["verdict"]]
+        write("verdict.csv", verdicts.to_csv(index=False))
         write("excluded.csv", an.excl.to_csv(index=True, index_label="row"))
     if "md" in fm:
         write("report.md", _render_md(blocks))
@@ -352,14 +370,14 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...]) 
         write("report.html", _render_html(str(blocks[0][1]), blocks))
     if "json" in fm:
         names = [p.name for p in write.files] + ["analysis.json"]
-        write("analysis.json", _json(an, run_dir, names, local))
+        write("analysis.json", _json(an, run_dir, names, fid, local))
     front_rows = tuple(_row_dict(r, an.varying) for _, r in an.front.iterrows())
     return ReportInfo(
         run_dir=run_dir if run_dir is not None else out, out_dir=out, formats=fm,
         files=tuple(write.files), n_trials=len(an.df), status_counts=tuple(an.counts.items()),
         n_usable=len(an.u), n_excluded=len(an.excl), varying=an.varying, fixed=an.fixed,
         front=front_rows, verdict=an.verdict, effects_n=len(an.effects),
-        importances=an.importances, notes=tuple(an.notes), summary=an.summary,
+        importances=an.importances, notes=tuple(an.notes), summary=an.summary, fidelity=fid,
         ablation=_local_json(an, local),
     )
 
@@ -368,7 +386,10 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
     """A few lines for the terminal: trials by status, the front's first rows, ConvNeXt-T on the
     front or not, one line per dimension's verdict, and where the files are."""
     counts = ", ".join(f"{n} {k}" for k, n in info.status_counts) or "none"
-    lines = [f"trials: {info.n_trials} ({counts}); {info.n_usable} usable, {info.n_excluded} excluded"]
+    fid = info.fidelity
+    lines = [f"proxy fidelity: {line}" for line in (fid.lines() if fid is not None else [])]
+    lines.append(f"trials: {info.n_trials} ({counts}); {info.n_usable} usable, "
+                 f"{info.n_excluded} excluded")
     k = len(info.front)
     lines.append(f"Pareto front (proxy top-1 vs GFLOPs, {FLOP_NOTE}): {k} design"
                  f"{'s' if k != 1 else ''} from {info.n_usable} completed trials")
@@ -393,13 +414,15 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
                      f"design(s), up to {_pp(v.top1_gap)} pp top-1, down to {v.flop_ratio:.3f}x "
                      f"its GFLOPs")
     judged = [d for d in v.dims if d.dim in info.varying]
-    if judged:
+    if judged and fid is not None and fid.warning() and fid.record is not None:
+        lines.append(fid.warning())
         lines.append(f"verdicts per dimension ({v.level:.0%} bootstrap intervals, at least "
                      f"{v.min_trials} trials per choice):")
         w = max(len(d.dim) for d in judged)
         for d in judged:
             cx = d.convnext_choice if d.convnext_choice is not None else "unknown"
-            lines.append(f"  {d.dim:<{w}}  ConvNeXt {cx}, best {d.best_choice}: {d.verdict}")
+            shown = fid.shown(d.verdict) if fid is not None else d.verdict
+            lines.append(f"  {d.dim:<{w}}  ConvNeXt {cx}, best {d.best_choice}: {shown}")
     if info.ablation is not None:
         a = info.ablation
         lines.append(f"latest ablation of the same proxy and data ({a['run_dir']}): decided "

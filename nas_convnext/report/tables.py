@@ -83,7 +83,9 @@ def _dominators_table(an: _Analysis) -> _Table:
                   f"GFLOPs / ConvNeXt-T's ({FLOP_NOTE}); {_trials(an.verdict.n)}.", header, rows)
 
 
-def _verdict_table(an: _Analysis) -> _Table:
+def _verdict_table(an: _Analysis, shown=None) -> _Table:
+    """The verdict per dimension; `shown` maps a verdict to what the table says (the proxy's
+    fidelity may withhold a claim, see `report.fidelity`)."""
     v = an.verdict
     header = ["dimension", "ConvNeXt's choice", "best choice (highest mean)",
               "top-1 per choice (%): mean [95% CI]; best [95% CI] (n)",
@@ -98,7 +100,8 @@ def _verdict_table(an: _Analysis) -> _Table:
             k = round(d.front_share * d.front_n)
             share = f"{d.front_share:.0%} ({k} of {d.front_n})"
         rows.append([d.dim, d.convnext_choice if d.convnext_choice is not None else "unknown",
-                     d.best_choice, per, share, d.verdict, d.reason])
+                     d.best_choice, per, share,
+                     shown(d.verdict) if shown is not None else d.verdict, d.reason])
     n_boot = v.dims[0].choices[0].top1_mean.n_boot if v.dims and v.dims[0].choices else an.n_boot
     return _Table("verdict-table",
                   f"ConvNeXt-T's choice per dimension; {_trials(v.n)}, front of {v.front_n}; "

@@ -164,5 +164,8 @@ def test_analyze_of_an_ablation_writes_the_ablation_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "decided 1 of 4 dimensions" in out
     assert (run / "ablation.md").is_file() and not (run / "report.md").exists()
+    # as the search report: the proxy's calibration first, here that there is none
+    md = (run / "ablation.md").read_text()
+    assert "The proxy's calibration" in md and "uncalibrated" in md
     d = pd.read_csv(run / "ablation_verdicts.csv").set_index("dimension")
     assert d.loc["kernel", "verdict"] == "better"

@@ -217,21 +217,24 @@ def test_missing_data_dir_is_refused_before_the_run_folder(tmp_path):
     assert not (tmp_path / "nodata").exists()
 
 
-def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
+def test_roadmap_train_is_a_calibration_with_one_seed(ray_session, tmp_path, capsys):
     from nas_convnext.cli import main
     from nas_convnext.design.roadmap import roadmap_steps
 
     code = main(["roadmap", "--train", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--name", "rm",
-                 "--results-dir", str(tmp_path), "--json"])
+                 "--seed", "3", "--results-dir", str(tmp_path), "--json"])
     out = capsys.readouterr().out
     assert code == 0
-    rows = json.loads(out.strip().splitlines()[0])
+    cal = json.loads(out)
     steps = roadmap_steps()
-    assert [r["name"] for r in rows] == [s.name for s in steps]
-    assert [r["paper_top1"] for r in rows] == [s.paper_top1 for s in steps]
+    assert [s["step"] for s in cal["steps"]] == [s.index for s in steps]
+    assert [s["paper_top1"] for s in cal["steps"]] == [s.paper_top1 for s in steps]
+    # One seed: a tau, no interval, and so no claim that the proxy beats FLOPs.
+    assert cal["n_seeds"] == 1 and cal["seeds"] == [3] and cal["kendall_tau_ci"] is None
+    assert cal["can_tell"] is False
     df = read_table(tmp_path / "rm")
     assert sorted(df["reference"]) == sorted(s.name for s in steps)
-    assert (df["status"] == "completed").all()
+    assert (df["status"] == "completed").all() and (df["seed"] == 3).all()
     # Step 0 trains with ResNet's original recipe, step 1 with the modern one: same design.
     from nas_convnext.search.run import roadmap_candidates
 
@@ -239,9 +242,9 @@ def test_roadmap_train_replays_the_papers_steps(ray_session, tmp_path, capsys):
     assert cands[0].arch == cands[1].arch
     assert (cands[0].recipe, cands[1].recipe) == ("original", "modern")
     info = json.loads((tmp_path / "rm" / "run.json").read_text())
-    assert info["kind"] == "roadmap"
-    assert (tmp_path / "rm" / "roadmap.png").stat().st_size > 0
-    assert (tmp_path / "rm" / "roadmap.csv").exists()
+    assert info["kind"] == "calibration" and info["seeds"] == [3]
+    assert (tmp_path / "rm" / "calibration.png").stat().st_size > 0
+    assert (tmp_path / "rm" / "calibration.csv").exists()
 
 
 def test_a_run_records_its_dataset_and_where_it_came_from(ray_session, tmp_path, monkeypatch):

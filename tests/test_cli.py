@@ -166,7 +166,8 @@ def test_search_help_shows_the_options_the_issue_names():
                           ("--concurrency", "trials trained at once"),
                           ("--cpus-per-trial", "(default: 1.0)"),
                           ("--gpus-per-trial", "(default: 0.0)"), ("--seed", "(default: 0)"),
-                          ("--data-dir", "(default: none)")):
+                          ("--dataset", "(default: fashion-mnist)"),
+                          ("--data-dir", "(default: look it up by name)")):
         assert words in entries.get(option, ""), (option, entries.get(option))
 
 

@@ -416,6 +416,7 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
     judged = [d for d in v.dims if d.dim in info.varying]
     if judged and fid is not None and fid.warning() and fid.record is not None:
         lines.append(fid.warning())
+    if judged:
         lines.append(f"verdicts per dimension ({v.level:.0%} bootstrap intervals, at least "
                      f"{v.min_trials} trials per choice):")
         w = max(len(d.dim) for d in judged)

@@ -497,6 +497,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         if given:
             raise ValueError(f"--resume takes the ablation's settings from its run.json; "
                              f"drop {', '.join(given)}")
+        from pathlib import Path
+
+        from .results import read_run_json
+
+        kind = read_run_json(Path(args.resume)).get("kind", "search")
+        if kind != "ablation":
+            command = "calibrate" if kind == "calibration" else "search"
+            raise ValueError(f"--resume {args.resume}: this is a {kind} run, not an ablation; "
+                             f"resume it with nas-convnext {command} --resume {args.resume}")
         cfg = SearchConfig(budget=None, trials=0, scheduler="none", address=args.address)
         return _finish_ablation(run_search(cfg, resume_dir=args.resume), args.json)
     budget = args.budget if args.budget is not None else parse_flops(ABLATE_BUDGET)
@@ -531,7 +540,7 @@ def _finish_ablation(out, as_json: bool) -> int:
         an = analyse_ablation(out.table, meta["ablation"], minutes=minutes)
         info = write_ablation_report(an, out.run_dir, run_dir=out.run_dir,
                                      fidelity=_ablation_fidelity(out.run_dir, meta))
-    except ValueError as exc:
+    except (ValueError, KeyError) as exc:
         info = None
         print(f"(no analysis: {one_line(exc)})", file=sys.stderr if as_json else sys.stdout)
     if as_json:

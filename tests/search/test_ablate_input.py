@@ -48,3 +48,18 @@ def test_the_plan_names_every_seed_and_variant():
     assert ids[0] == "base" and len(ids) == len(set(ids)) == 5
     assert {v["dimension"] for v in rec["variants"][1:]} == {"depths", "kernel",
                                                               "spatial_conv", "norm"}
+
+
+def test_resuming_a_run_that_is_not_an_ablation_says_how(capsys, tmp_path):
+    from nas_convnext.results import write_run_json
+
+    run = tmp_path / "a-search"
+    run.mkdir()
+    write_run_json(run, {"kind": "search", "config": {"space": "small"}})
+    before = (run / "run.json").read_bytes()
+    assert main(["ablate", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"this is a search run, not an ablation; resume it with nas-convnext search " \
+           f"--resume {run}" in err and len(err.strip().splitlines()) == 1
+    assert (run / "run.json").read_bytes() == before and sorted(p.name for p in run.iterdir()) \
+        == ["run.json"]

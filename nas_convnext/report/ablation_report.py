@@ -14,7 +14,8 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -234,9 +235,9 @@ def _blocks(an: AblationAnalysis, run_dir: Path | None, fig: _Fig | None,
         b.append(("h2", "The proxy's calibration"))
         b.append(("ul", fid.lines()))
         if fid.record is not None and fid.warning():
-            b.append(("p", fid.warning() + " The paired verdicts below say what the proxy "
-                      "measured; whether full training would agree is what the calibration "
-                      "doubts."))
+            b.append(("p", fid.warning() + (" The paired verdicts below say what the proxy "
+                                            "measured; whether full training would agree is "
+                                            "what the calibration doubts.")))
     b.append(("p", "Top-1 is the proxy's (short training of a narrowed model on the run's "
                    "data), not ImageNet's. Each variant changes one field of the base; the "
                    "same seed gives both the same data order, augmentation and initial "

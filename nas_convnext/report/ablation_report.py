@@ -24,6 +24,7 @@ from ..analysis.paired import verdict_rule
 from ..results import plain
 from .document import (
     FLOP_NOTE,
+    _blank,
     _Block,
     _check_formats,
     _Fig,
@@ -142,7 +143,7 @@ def _forest_caption(an: AblationAnalysis) -> str:
             f"changed, trained with the same seeds ({seeds}) as the base. Dot: the mean over "
             f"seeds of (variant top-1 minus base top-1) of the same seed, in percentage points; "
             f"bar: its {an.paired.level * 100:g}% Student t interval (n = paired seeds, in "
-            f"brackets). A hollow dot has no interval (fewer than 2 paired seeds). Rows marked "
+            f"parentheses). A hollow dot has no interval (fewer than 2 paired seeds). Rows marked "
             f"* are compared at their own FLOPs (width variants, or no width matches the "
             f"base's FLOPs); the others are FLOP-matched by their width. FLOPs count {FLOP_NOTE}.")
 
@@ -186,11 +187,13 @@ def _verdicts_frame(an: AblationAnalysis) -> pd.DataFrame:
 def _verdicts_table(an: AblationAnalysis) -> _Table:
     rows = []
     for r in _verdicts_frame(an).to_dict("records"):
-        rows.append([r["dimension"], r["base_value"] or "?", r["verdict"],
+        rows.append([r["dimension"], "?" if _blank(r["base_value"]) else r["base_value"],
+                     r["verdict"],
                      _pp(r["detectable"]).lstrip("+"),
                      str(int(r["seeds_needed"])) if r["seeds_needed"] is not None
                      and not pd.isna(r["seeds_needed"]) else "-",
-                     r["reason"], r["paper_direction"] or "-", r["paper_comparisons"]])
+                     r["reason"], "-" if _blank(r["paper_direction"]) else r["paper_direction"],
+                     r["paper_comparisons"]])
     return _Table("ablation-verdicts", f"Per dimension: is the base's choice better than every "
                   f"alternative the space allows? {an.paired.decided} of "
                   f"{len(an.paired.verdicts)} dimensions decided. Beside it, the paper's own "

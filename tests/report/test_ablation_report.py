@@ -169,3 +169,10 @@ def test_analyze_of_an_ablation_writes_the_ablation_report(tmp_path, capsys):
     assert "The proxy's calibration" in md and "uncalibrated" in md
     d = pd.read_csv(run / "ablation_verdicts.csv").set_index("dimension")
     assert d.loc["kernel", "verdict"] == "better"
+
+
+def test_a_choice_the_roadmap_never_compared_shows_a_dash(analysis, tmp_path):
+    write_ablation_report(analysis, tmp_path, formats=["md"])
+    md = (tmp_path / "ablation.md").read_text()
+    row = next(ln for ln in md.splitlines() if ln.startswith("| depths | 2,2,6,2 |"))
+    assert "| - | not compared on the roadmap |" in row and "nan" not in row

@@ -134,6 +134,9 @@ def ablation_candidates(record: dict[str, Any]) -> list[Candidate]:
     return [dataclasses.replace(c, seed=s) for s in seeds for c in out]
 
 
+#: The command that resumes a run of each kind (`search --resume` takes any).
+_RESUME_COMMANDS = {"calibration": "calibrate", "ablation": "ablate"}
+
 #: How the trials table names an ablation's designs (the `reference` column).
 ABLATION_TAG = "ablation/"
 
@@ -344,7 +347,7 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
             raytune.shutdown_ray()
     notes = (_exhausted_note(cfg, plan.space, table),) if end.exhausted else ()
     return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"),
-                         f"nas-convnext {'ablate' if plan.kind == 'ablation' else 'search'} "
+                         f"nas-convnext {_RESUME_COMMANDS.get(plan.kind, 'search')} "
                          f"--resume {run_dir}", end.stopped_by, end.cut,
                          notes, plan.kind, plan.seeds)
 

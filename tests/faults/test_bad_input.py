@@ -298,6 +298,8 @@ def _base_argv(command: str, results: str, run: str) -> list[str]:
             "space": ["space", "small", "--json"],
             "train": ["train", "convnext_t", "--proxy", "cpu-tiny", "--dataset", "synthetic"],
             "roadmap": ["roadmap", "--train", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--results-dir", results],
+            "calibrate": ["calibrate", "--proxy", "cpu-tiny", "--dataset", "synthetic",
+                          "--results-dir", results],
             "search": ["search", "--budget", "4.5G", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic",
                        "--name", "ok", "--results-dir", results],
             "analyze": ["analyze", run]}[command]
@@ -356,8 +358,9 @@ def _report(seen, name):
 def _arrivals() -> dict[tuple[str, str], tuple]:
     """(command, option): (what reached the stub or the output, what it must equal)."""
     out: dict[tuple[str, str], tuple] = {}
-    options = {c: {o for c_, o in VALUE_OPTIONS if c_ == c} for c in ("search", "roadmap")}
-    for command in ("search", "roadmap"):
+    commands = ("search", "roadmap", "calibrate")
+    options = {c: {o for c_, o in VALUE_OPTIONS if c_ == c} for c in commands}
+    for command in commands:
         for option, (field, expected) in SEARCH_FIELDS.items():
             if option in options[command]:
                 out[(command, option)] = (
@@ -386,6 +389,11 @@ ARRIVALS = _arrivals()
 NOT_AT_THE_STUB = {
     ("train", "--out"): "used after training, which the sweep stops before",
     ("search", "--resume"): "needs a real run folder; tests/faults/test_interrupted_search.py",
+    ("calibrate", "--resume"): "needs a real run folder; tests/search/test_calibrate_cli.py",
+    ("calibrate", "--seeds"): "not a setting of the search (run.json's seeds); "
+                              "tests/search/test_fixed_trials.py and test_calibrate_cli.py",
+    ("search", "--calibration"): "must name a calibration run; tests/report/test_fidelity.py",
+    ("analyze", "--calibration"): "must name a calibration run; tests/report/test_fidelity.py",
 }
 
 
@@ -397,7 +405,7 @@ def test_every_value_option_is_checked_on_arrival():
 
 def test_every_value_option_is_swept():
     assert {c for c, _ in VALUE_OPTIONS} == {"flops", "space", "train", "roadmap", "search",
-                                             "analyze"}
+                                             "analyze", "calibrate"}
     assert len(VALUE_OPTIONS) >= 40 and ("search", "--address") in VALUE_OPTIONS
 
 

@@ -280,6 +280,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .report.run_report import summary_text, write_report
 
     formats = tuple(args.format) if args.format else FORMATS
+    if (Path(args.run_dir) / "run.json").is_file():
+        from .results import read_run_json
+
+        try:
+            meta = read_run_json(Path(args.run_dir))
+        except ValueError:  # a damaged run.json: the table can still be analysed
+            meta = {}
+        if meta.get("kind") == "ablation":  # its own report: paired verdicts, not a front
+            return _analyze_ablation(args, meta, formats)
     info = write_report(args.run_dir, formats=formats, out_dir=args.out, seed=args.seed,
                         calibration=args.calibration)
     import pyarrow.parquet as pq
@@ -290,6 +299,158 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if note:
         print(note, file=sys.stderr)
     print(summary_text(info))
+    return 0
+
+
+# ----- ablate -----
+#: Seeds every design of an ablation is trained with, unless --seeds says otherwise.
+ABLATE_SEEDS = 3
+#: The FLOP budget of an ablation unless --budget says otherwise (the search's usual one).
+ABLATE_BUDGET = "4.5GFLOPs"
+
+
+def ablation_plan(design: str, overrides: Sequence[str], space_name: str,
+                  budget: float | None, seeds: int, seed: int) -> dict[str, Any]:
+    """Check an ablation's settings and plan it: the base, its one-change variants and the
+    seeds, as run.json's ``ablation`` block (`analysis.ablation.plan_record`).
+
+    Every mistake is a ValueError of one line, before anything runs: an unknown design, a
+    space without the design's values, fewer than 2 seeds (no interval), seeds past the
+    largest seed.
+    """
+    from .analysis.ablation import plan_record
+    from .design.space import load_space
+    from .design.variants import plan_variants
+
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        raise ValueError(f"--seeds {seeds}: a paired interval needs at least 2 seeds (one "
+                         "seed has no spread); the default is 3")
+    if seed + seeds - 1 > SEED_MAX:
+        raise ValueError(f"--seed {seed} with --seeds {seeds}: the last seed would pass "
+                         f"{SEED_MAX}; choose a smaller --seed")
+    base = load_design(design, list(overrides))
+    space = load_space(space_name)
+    plan = plan_variants(base, space, budget)
+    if len(plan.variants) < 2:
+        raise ValueError(f"space {space.name!r} gives no variant of {design} to compare: "
+                         "every change was skipped ("
+                         + "; ".join(f"{s.dimension}={s.value}: {s.why}" for s in plan.skipped)
+                         + ")")
+    name = " ".join([design, *overrides])
+    return plan_record(plan, name, space.name, range(seed, seed + seeds))
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """Train a design and its one-change variants with the same seeds; paired verdicts."""
+    import time
+
+    from .search.config import SearchConfig
+    from .search.run import run_search
+
+    if args.resume is not None:
+        given = [o for o, v in (("DESIGN", args.design != "convnext_t" or args.overrides),
+                                ("--space", args.space != "convnext"),
+                                ("--budget", args.budget is not None),
+                                ("--seeds", args.seeds is not None)) if v]
+        if given:
+            raise ValueError(f"--resume takes the ablation's settings from its run.json; "
+                             f"drop {', '.join(given)}")
+        from pathlib import Path
+
+        from .results import read_run_json
+
+        kind = read_run_json(Path(args.resume)).get("kind", "search")
+        if kind != "ablation":
+            command = "calibrate" if kind == "calibration" else "search"
+            raise ValueError(f"--resume {args.resume}: this is a {kind} run, not an ablation; "
+                             f"resume it with nas-convnext {command} --resume {args.resume}")
+        cfg = SearchConfig(budget=None, trials=0, scheduler="none", address=args.address)
+        return _finish_ablation(run_search(cfg, resume_dir=args.resume), args.json)
+    budget = args.budget if args.budget is not None else parse_flops(ABLATE_BUDGET)
+    seeds = ABLATE_SEEDS if args.seeds is None else args.seeds
+    record = ablation_plan(args.design, args.overrides, args.space, budget, seeds, args.seed)
+    from .training.proxy import get_proxy
+
+    get_proxy(args.proxy, epochs=args.epochs)  # checked before the run's name is made
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.design.split("/")[-1])
+    name = (args.name if args.name is not None
+            else f"{time.strftime('%Y%m%d-%H%M%S')}-ablate-{slug[:40]}-{record['space']}")
+    cfg = SearchConfig(budget=budget, space=args.space, trials=0, scheduler="none",
+                       proxy=args.proxy, epochs=args.epochs, dataset=args.dataset,
+                       data_dir=args.data_dir, concurrency=args.concurrency,
+                       cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+                       seed=args.seed, name=name, address=args.address,
+                       results_dir=args.results_dir)
+    return _finish_ablation(run_search(cfg, kind="ablation", ablation=record), args.json)
+
+
+def _finish_ablation(out, as_json: bool) -> int:
+    """The end of an ablation (new or resumed): its analysis, report, verdicts and notes."""
+    from .analysis.ablation import analyse_ablation
+    from .report.ablation_report import ablation_summary, write_ablation_report
+    from .results import plain, read_run_json
+
+    meta = read_run_json(out.run_dir)
+    minutes = meta.get("elapsed_s")
+    minutes = float(minutes) / 60 if isinstance(minutes, (int, float)) else None
+    an = None
+    try:
+        an = analyse_ablation(out.table, meta["ablation"], minutes=minutes)
+        info = write_ablation_report(an, out.run_dir, run_dir=out.run_dir,
+                                     fidelity=_ablation_fidelity(out.run_dir, meta))
+    except (ValueError, KeyError) as exc:
+        info = None
+        print(f"(no analysis: {one_line(exc)})", file=sys.stderr if as_json else sys.stdout)
+    if as_json:
+        print(json.dumps(plain(an.to_json() if an is not None else {}), indent=2,
+                         allow_nan=False))
+    elif an is not None:
+        print(ablation_summary(an))
+        if info is not None:
+            html = [p for p in info.files if p.suffix == ".html"]
+            print(f"report: {html[0] if html else out.run_dir} ({len(info.files)} files)")
+        for note in an.notes:
+            print(f"note: {note}")
+    if not as_json:
+        print(f"results: {out.run_dir}/")
+    for note in out.notes:
+        print(f"note: {note}", file=sys.stderr if as_json else sys.stdout)
+    if out.stopped_by is not None:
+        print(_stopped_line(out), file=sys.stderr if as_json else sys.stdout)
+    if out.interrupted:
+        return _signal_exit(out.stopped_by)
+    return 0
+
+
+def _ablation_fidelity(run_dir, meta: dict[str, Any], calibration: str | None = None):
+    """The proxy's calibration on the ablation's dataset, as the search report finds it."""
+    from pathlib import Path
+
+    from .report.fidelity import fidelity_for
+
+    return fidelity_for(meta, Path(run_dir).resolve().parent, calibration)
+
+
+def _analyze_ablation(args: argparse.Namespace, meta: dict[str, Any], formats) -> int:
+    """`analyze` of an ablation's run folder: the ablation report, written again."""
+    from pathlib import Path
+
+    from .analysis.ablation import analyse_ablation
+    from .report.ablation_report import ablation_summary, write_ablation_report
+    from .results import read_table
+
+    minutes = meta.get("elapsed_s")
+    an = analyse_ablation(read_table(Path(args.run_dir)), meta["ablation"],
+                          minutes=float(minutes) / 60 if isinstance(minutes, (int, float))
+                          else None)
+    if isinstance(args.out, str) and not args.out.strip():
+        raise ValueError(f"--out {args.out!r} is empty: give the folder to write the report in")
+    info = write_ablation_report(an, args.out or args.run_dir, formats=formats,
+                                 run_dir=args.run_dir,
+                                 fidelity=_ablation_fidelity(Path(args.run_dir), meta,
+                                                             args.calibration))
+    print(ablation_summary(an))
+    print(f"report: {len(info.files)} files in {info.out_dir}")
     return 0
 
 
@@ -323,6 +484,8 @@ def _finish_search(out, calibration: str | None = None) -> int:
 
     if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
         return _finish_roadmap(out, as_json=False)
+    if out.kind == "ablation":  # an ablation resumed with `search --resume`
+        return _finish_ablation(out, as_json=False)
     if out.kind == "calibration":  # a calibration resumed with `search --resume`
         return _finish_calibration(out, as_json=False)
     df = out.table
@@ -419,6 +582,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
     s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_search)
+
+    s = sub.add_parser("ablate", help="one change at a time around a design (ConvNeXt-T): "
+                       "FLOP-matched variants, paired seeds, a verdict per choice")
+    s.add_argument("design", nargs="?", default="convnext_t",
+                   help="the base design: a preset name or a YAML/JSON file (default: %(default)s)")
+    s.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"override fields of the base ({', '.join(FIELD_NAMES)}) (default: none)")
+    s.add_argument("--space", default="convnext", help="the space whose dimensions are varied, one at a time: a shipped space name (convnext, small) or a YAML file; it must hold the base's values (default: %(default)s)")
+    s.add_argument("--budget", type=_budget, default=None, help=f"FLOP ceiling: a base above it is narrowed, a variant above it skipped, e.g. 4.5GFLOPs (default: {ABLATE_BUDGET})")
+    s.add_argument("--seeds", type=int, default=None,
+                   help=f"seeds every design is trained with, at least 2: --seed, --seed + 1, ... (default: {ABLATE_SEEDS})")
+    _training_options(s)
+    for action in s._actions:
+        if action.dest == "seed":
+            action.help = "the first seed (default: %(default)s)"
+    s.add_argument("--json", action="store_true", help="print one JSON object (base, seeds, minutes, variants, verdicts) instead of text (default: text)")
+    s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted ablation, e.g. results/NAME; nothing is trained twice (default: start a new run)")
+    s.set_defaults(func=cmd_ablate)
 
     s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
                        "trade-offs (Markdown, HTML, CSV, JSON, PNG)")

@@ -293,11 +293,15 @@ def read_run_json(run_dir: Path) -> dict[str, Any]:
 
 # The fields of run.json besides 'config' that a resume reads: (key, check, what is expected).
 _RUN_FIELDS = (
-    ("kind", lambda v: v in ("search", "roadmap", "calibration"),
-     "'search', 'roadmap' or 'calibration'"),
+    ("kind", lambda v: v in ("search", "roadmap", "calibration", "ablation"),
+     "'search', 'roadmap', 'calibration' or 'ablation'"),
     ("seeds", lambda v: isinstance(v, list) and bool(v) and len(set(v)) == len(v)
      and all(type(s) is int and 0 <= s < 2**32 for s in v),
      "a list of distinct seeds (integers from 0)"),
+    ("ablation", lambda v: isinstance(v, dict) and isinstance(v.get("variants"), list)
+     and isinstance(v.get("seeds"), list) and isinstance(v.get("base"), dict),
+     "the ablation's plan (base, variants, seeds)"),
+    ("elapsed_s", lambda v: type(v) in (int, float) and v >= 0, "seconds (a number >= 0)"),
     ("resumed", lambda v: type(v) is int and v >= 0, "a count (an integer >= 0)"),
     ("started", lambda v: isinstance(v, str), "a date and time as text"),
 )

@@ -43,6 +43,7 @@ class Step:
     paper_top1: float
     paper_gflops: float
     paper_note: str = ""
+    parent: int | None = None   # the step it starts from (the previous one, or its `from`)
 
 
 @lru_cache(maxsize=4)
@@ -57,6 +58,7 @@ def load_roadmap(path: Path | None = None) -> tuple[Step, ...]:
     if data.get("base", "resnet50") != "resnet50":
         raise ValueError(f"{path}: base must be resnet50, got {data.get('base')!r}")
     by_slug: dict[str, Arch] = {}
+    by_index: dict[str, int] = {}
     prev = RESNET50
     steps = []
     allowed = {"name", "change", "recipe", "set", "from", "paper_top1", "paper_gflops", "paper_note"}
@@ -74,12 +76,14 @@ def load_roadmap(path: Path | None = None) -> tuple[Step, ...]:
             arch = from_fields(raw.get("set") or {}, base=start)
         except ValueError as exc:
             raise ValueError(f"{path}: step {slug}: {exc}") from None
+        parent = (by_index[raw["from"]] if "from" in raw else i - 1) if i else None
         by_slug[slug] = arch
+        by_index[slug] = i
         prev = arch
         steps.append(Step(index=i, name=f"roadmap/{slug}", change=raw["change"], arch=arch,
                           recipe=raw.get("recipe", "modern"), paper_top1=float(raw["paper_top1"]),
                           paper_gflops=float(raw["paper_gflops"]),
-                          paper_note=raw.get("paper_note", "")))
+                          paper_note=raw.get("paper_note", ""), parent=parent))
     return tuple(steps)
 
 

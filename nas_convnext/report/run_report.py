@@ -49,6 +49,7 @@ from .document import (
     _render_html,
     _render_md,
     _row_dict,
+    _Table,
     _trials,
     _Writer,
 )
@@ -90,6 +91,7 @@ class ReportInfo:
     notes: tuple[str, ...]
     summary: dict[str, Any]                 # analysis.summarize()
     fidelity: Fidelity | None = None        # the proxy's calibration beside the verdicts
+    ablation: dict[str, Any] | None = None  # the latest ablation beside it (`_local_evidence`)
 
 
 # --------------------------------------------------------------------------------------------
@@ -142,8 +144,64 @@ def _verdict_point_text(v: A.Verdict) -> str:
             f"{v.flop_ratio:.3f}x ConvNeXt-T's GFLOPs.")
 
 
+def _local_evidence(run_dir: Path | None) -> tuple[Path, Any] | None:
+    """The latest ablation of the same proxy and data beside this run, analysed; None when
+    there is none (or it cannot be analysed: it is then simply not shown)."""
+    if run_dir is None:
+        return None
+    from ..analysis.ablation import analyse_ablation, latest_ablation
+
+    found = latest_ablation(run_dir)
+    if found is None:
+        return None
+    path, meta = found
+    try:
+        minutes = meta.get("elapsed_s")
+        return path, analyse_ablation(read_table(path), meta["ablation"],
+                                      minutes=float(minutes) / 60 if isinstance(
+                                          minutes, (int, float)) else None)
+    except (ValueError, OSError, KeyError):
+        return None
+
+
+def _local_rows(an: _Analysis, abl: Any) -> list[dict[str, Any]]:
+    """Per dimension: the search's (global, sampled) verdict beside the ablation's (local,
+    one change at a time) and the paper's direction."""
+    search = {d.dim: d for d in an.verdict.dims}
+    rows = []
+    for v in abl.paired.verdicts:
+        d = search.get(v.dimension)
+        p = abl.paper.get(v.dimension)
+        rows.append({"dimension": v.dimension,
+                     "search_choice": d.convnext_choice if d is not None else None,
+                     "search_verdict": d.verdict if d is not None else None,
+                     "ablation_choice": v.base_value, "ablation_verdict": v.verdict,
+                     "paper_direction": p.direction if p is not None else None})
+    return rows
+
+
+def _local_blocks(an: _Analysis, local: tuple[Path, Any]) -> list[_Block]:
+    path, abl = local
+    rows = [[r["dimension"], r["search_choice"] or "-", r["search_verdict"] or "not varied",
+             r["ablation_choice"] or "-", r["ablation_verdict"], r["paper_direction"] or "-"]
+            for r in _local_rows(an, abl)]
+    seeds = ", ".join(str(s) for s in abl.paired.base_seeds)
+    return [("h2", "Local evidence: the latest ablation of the same proxy and data"),
+            ("p", f"{path.name}: {abl.base_name} and its one-change variants, each trained "
+                  f"with seeds {seeds}; {abl.paired.decided} of {len(abl.paired.verdicts)} "
+                  f"dimensions decided by paired {abl.paired.level * 100:g}% t intervals "
+                  f"(its report: {path / 'ablation.html'}). The search's verdicts rest on "
+                  f"the designs it sampled (global evidence); the ablation's on one change at a "
+                  f"time around its base (local evidence)."),
+            ("table", _Table("local-evidence-table", f"Per dimension: the search's verdict on "
+                             f"ConvNeXt-T's choice (n = {len(an.u)} completed trials) beside the "
+                             f"ablation's on its base's choice, and the paper's direction.",
+                             ["dimension", "ConvNeXt-T's choice", "search verdict",
+                              "ablation base's choice", "ablation verdict", "paper"], rows))]
+
+
 def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
-            fid: Fidelity | None = None) -> list[_Block]:
+            fid: Fidelity | None = None, local: tuple[Path, Any] | None = None) -> list[_Block]:
     v = an.verdict
     title = ("nas-convnext report: " + (run_dir.resolve().name or str(run_dir.resolve()))
              if run_dir is not None else "nas-convnext report")
@@ -198,6 +256,8 @@ def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
         note = next((n for n in an.notes if "importances" in n), "importances skipped")
         b.append(("p", f"Not available: {note}."))
 
+    if local is not None:
+        b.extend(_local_blocks(an, local))
     b.append(("h2", "5. Excluded trials"))
     if len(an.excl):
         reasons = an.excl["reason"].value_counts()
@@ -214,7 +274,7 @@ def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
 
 
 def _json(an: _Analysis, run_dir: Path | None, files: list[str],
-          fid: Fidelity | None = None) -> str:
+          fid: Fidelity | None = None, local: tuple[Path, Any] | None = None) -> str:
     data = {
         "fidelity": fid.to_json() if fid is not None else None,
         "run_dir": run_dir,
@@ -236,8 +296,19 @@ def _json(an: _Analysis, run_dir: Path | None, files: list[str],
                       "reason": str(r["reason"])} for _, r in an.excl.iterrows()],
         "notes": an.notes,
         "files": files,
+        "ablation": _local_json(an, local),
     }
     return json.dumps(plain(data), indent=2, allow_nan=False) + "\n"
+
+
+def _local_json(an: _Analysis, local: tuple[Path, Any] | None) -> dict[str, Any] | None:
+    if local is None:
+        return None
+    path, abl = local
+    return {"run_dir": str(path), "base": abl.base_name,
+            "seeds": list(abl.paired.base_seeds), "decided": abl.paired.decided,
+            "dimensions": len(abl.paired.verdicts), "minutes": abl.minutes,
+            "verdicts": _local_rows(an, abl)}
 
 
 def write_report(
@@ -275,7 +346,9 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
            fid: Fidelity | None = None) -> ReportInfo:
     want_png = bool({"md", "html", "png"} & set(fm))
     figs = _figures(an) if want_png else {}
-    blocks = _blocks(an, run_dir, figs, fid) if {"md", "html"} & set(fm) else []
+    local = _local_evidence(run_dir) if an.run_meta and an.run_meta.get("kind", "search") == "search" \
+        else None
+    blocks = _blocks(an, run_dir, figs, fid, local) if {"md", "html"} & set(fm) else []
     write = _Writer(out)
     for f in figs.values():
         write(f.name, f.png)
@@ -296,7 +369,7 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
         write("report.html", _render_html(str(blocks[0][1]), blocks))
     if "json" in fm:
         names = [p.name for p in write.files] + ["analysis.json"]
-        write("analysis.json", _json(an, run_dir, names, fid))
+        write("analysis.json", _json(an, run_dir, names, fid, local))
     front_rows = tuple(_row_dict(r, an.varying) for _, r in an.front.iterrows())
     return ReportInfo(
         run_dir=run_dir if run_dir is not None else out, out_dir=out, formats=fm,
@@ -304,6 +377,7 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
         n_usable=len(an.u), n_excluded=len(an.excl), varying=an.varying, fixed=an.fixed,
         front=front_rows, verdict=an.verdict, effects_n=len(an.effects),
         importances=an.importances, notes=tuple(an.notes), summary=an.summary, fidelity=fid,
+        ablation=_local_json(an, local),
     )
 
 
@@ -349,6 +423,12 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
             cx = d.convnext_choice if d.convnext_choice is not None else "unknown"
             shown = fid.shown(d.verdict) if fid is not None else d.verdict
             lines.append(f"  {d.dim:<{w}}  ConvNeXt {cx}, best {d.best_choice}: {shown}")
+    if info.ablation is not None:
+        a = info.ablation
+        lines.append(f"latest ablation of the same proxy and data ({a['run_dir']}): decided "
+                     f"{a['decided']} of {a['dimensions']} dimensions: "
+                     + ", ".join(f"{r['dimension']} {r['ablation_verdict']}"
+                                 for r in a["verdicts"]))
     if info.fixed:
         lines.append("not varied (inconclusive): " + ", ".join(f"{d}={val}" for d, val in info.fixed))
     if info.files:

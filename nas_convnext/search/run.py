@@ -25,6 +25,7 @@ from ..results import (
     folder_holds_a_run,
     is_cut_short,
     machine_info,
+    one_line,
     package_versions,
     read_run_json,
     read_table,
@@ -70,15 +71,16 @@ class SearchOutcome:
     stopped_by: str | None = None   # "SIGINT", "SIGTERM" or "time budget"; None: all done
     cut_short: int = 0              # trials recorded as cut short by the stop
     notes: tuple[str, ...] = ()     # what the user should know (a grid that ran out)
-    kind: str = "search"            # "search", "roadmap" or "calibration" (see run_search)
-    seeds: tuple[int, ...] = ()     # a calibration's seeds
+    kind: str = "search"            # "search", "roadmap", "calibration" or "ablation"
+    seeds: tuple[int, ...] = ()     # a calibration's or an ablation's seeds
 
 
 #: What a run trains: "search" (the two references and Optuna's proposals under a FLOP
 #: budget), "roadmap" (exactly the paper's 17 steps, no budget, no proposals) or
 #: "calibration" (the 17 steps under each of several seeds: a fixed list of (design, seed)
-#: trials, recorded in run.json so that a resume rebuilds it).
-KINDS = ("search", "roadmap", "calibration")
+#: trials, recorded in run.json so that a resume rebuilds it) or "ablation" (a base design
+#: and its one-change variants under each of several seeds, the plan recorded in run.json).
+KINDS = ("search", "roadmap", "calibration", "ablation")
 
 
 def roadmap_candidates() -> list[Candidate]:
@@ -110,9 +112,39 @@ def calibration_seeds(first: int, count: int) -> tuple[int, ...]:
     return tuple(range(first, first + count))
 
 
+def ablation_candidates(record: dict[str, Any]) -> list[Candidate]:
+    """An ablation's trials from its plan (run.json's ``ablation`` block, see
+    `analysis.ablation.plan_record`): every design under each seed, seed by seed, so a run
+    stopped half way has whole seeds of pairs. Each is named ``ablation/<variant id>`` (its
+    identity with its seed, as for a calibration's steps). The designs are the recorded
+    ones, not planned again: a resume trains exactly the list the run started with."""
+    from ..design.arch import Arch
+
+    try:
+        designs = [(str(v["id"]), Arch.from_row(v["design"])) for v in record["variants"]]
+        seeds = [int(x) for x in record["seeds"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"the ablation's plan is damaged ({one_line(exc)})") from None
+    if len({i for i, _ in designs}) != len(designs) or len(set(seeds)) != len(seeds):
+        raise ValueError("the ablation's plan names a variant or a seed twice")
+    out = []
+    for arch_id, arch in designs:
+        c = complexity(arch)
+        out.append(Candidate(arch, c.flops, c.params, False, f"{ABLATION_TAG}{arch_id}"))
+    return [dataclasses.replace(c, seed=s) for s in seeds for c in out]
+
+
+#: The command that resumes a run of each kind (`search --resume` takes any).
+_RESUME_COMMANDS = {"calibration": "calibrate", "ablation": "ablate"}
+
+#: How the trials table names an ablation's designs (the `reference` column).
+ABLATION_TAG = "ablation/"
+
+
 def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
                on_start: Callable[[Path], None] | None = None,
-               kind: str = "search", seeds: int | None = None) -> SearchOutcome:
+               kind: str = "search", seeds: int | None = None,
+               ablation: dict[str, Any] | None = None) -> SearchOutcome:
     """Run (or resume) a search; returns the run folder, its table and how it ended.
 
     `cfg`: the settings (`SearchConfig`); on a resume only its `address` is used, the rest
@@ -121,8 +153,11 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
     folder once it, its lock, run.json and the study exist (tests use it). `kind`: "search"
     (Optuna's proposals and the two reference points, under `cfg.budget`), "roadmap" (the
     paper's 17 steps and nothing else; `cfg.budget` None) or "calibration" (the 17 steps under
-    `seeds` seeds, `cfg.seed` to `cfg.seed + seeds - 1`, default 2; `cfg.budget` None); a
-    resume takes the kind, and a calibration its seeds, from the run's run.json.
+    `seeds` seeds, `cfg.seed` to `cfg.seed + seeds - 1`, default 2; `cfg.budget` None) or
+    "ablation" (the designs of `ablation`, run.json's plan made by `analysis.ablation.
+    plan_record`, each under each of its seeds; `cfg.trials` 0 and `cfg.scheduler` "none":
+    every trial runs all its epochs); a resume takes the kind, and a calibration its seeds
+    and an ablation its plan, from the run's run.json.
 
     Everything a user can get wrong is checked before the run folder exists, and raises
     ValueError with one line. SIGINT and SIGTERM stop the run cleanly (see `StopSignals`):
@@ -134,9 +169,13 @@ def run_search(cfg: SearchConfig, resume_dir: str | Path | None = None,
         raise ValueError(f"kind {kind!r}: expected one of {', '.join(KINDS)}")
     if seeds is not None and kind != "calibration":
         raise ValueError(f"seeds are a calibration's, not a {kind}'s")
+    if kind == "ablation" and resume_dir is None and ablation is None:
+        raise ValueError("an ablation needs its plan (ablation=analysis.ablation.plan_record(...))")
+    if ablation is not None and kind != "ablation":
+        raise ValueError(f"an ablation's plan was given to a {kind}")
     signals = StopSignals().install()
     try:
-        plan = _prepare(cfg, resume_dir, kind, 2 if seeds is None else seeds)
+        plan = _prepare(cfg, resume_dir, kind, 2 if seeds is None else seeds, ablation)
         return _execute(plan, on_start, signals)
     finally:
         signals.restore()
@@ -159,11 +198,12 @@ class _Plan:
     data_source: Any                 # training.trial.DataSource: where the images came from
     fixed: tuple[Candidate, ...]     # trained before any proposal: references, or the steps
     fault: str
-    seeds: tuple[int, ...] = ()      # a calibration's seeds
+    seeds: tuple[int, ...] = ()      # a calibration's or an ablation's seeds
+    ablation: dict[str, Any] | None = None   # an ablation's plan (run.json's "ablation")
 
 
 def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str,
-             n_seeds: int = 2) -> _Plan:
+             n_seeds: int = 2, ablation: dict[str, Any] | None = None) -> _Plan:
     """Read and check everything a run needs, in the order a user's mistakes are cheapest to
     report: settings, space, proxy, budget, sampler, storage, name, data, resolution."""
     meta = prior = None
@@ -187,6 +227,20 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str,
     if kind == "calibration":
         seeds = _recorded_seeds(run_dir, meta) if meta is not None else \
             calibration_seeds(cfg.seed, n_seeds)
+    if kind == "ablation":
+        if meta is not None:
+            ablation = meta.get("ablation")
+            if not isinstance(ablation, dict):
+                raise ValueError(f"{run_dir / RUN_JSON} is an ablation's but lacks field "
+                                 "'ablation' (its plan): restore the file from a copy or start "
+                                 "a new run")
+        if ablation is None:  # pragma: no cover - run_search refuses it first
+            raise ValueError("an ablation needs its plan")
+        if cfg.scheduler != "none" or cfg.trials != 0:
+            raise ValueError("an ablation trains its plan to the end: scheduler 'none', 0 "
+                             "searched trials")
+        fixed_ablation = ablation_candidates(ablation)
+        seeds = tuple(int(x) for x in ablation["seeds"])
     if kind == "search":  # a roadmap replay and a calibration have no budget
         with named("budget"):
             if cfg.budget is None:
@@ -211,12 +265,13 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str,
         print(f"note: {run_dir}: the run's data came from {meta['dataset_source']}, this resume's "
               f"from {source.source}", file=sys.stderr)
     fixed = (roadmap_candidates() if kind == "roadmap" else calibration_candidates(seeds)
-             if kind == "calibration" else reference_candidates(cfg.budget))
+             if kind == "calibration" else fixed_ablation if kind == "ablation"
+             else reference_candidates(cfg.budget))
     with named("proxy"):
         for cand in fixed:
             check_resolution(cand.arch, proxy.resolution)
     return _Plan(cfg, kind, run_dir, resume_dir is not None, meta, prior, space, proxy, sampler,
-                 data, source, tuple(fixed), faults.from_environment(), seeds)
+                 data, source, tuple(fixed), faults.from_environment(), seeds, ablation)
 
 
 def _recorded_seeds(run_dir: Path, meta: dict[str, Any]) -> tuple[int, ...]:
@@ -239,7 +294,9 @@ def _run_info(plan: _Plan) -> dict[str, Any]:
             "dataset": plan.cfg.dataset, "dataset_source": plan.data_source.source,
             "versions": package_versions(), "machine": machine_info(),
             "references": list(dict.fromkeys(c.reference for c in plan.fixed)),
-            **({"seeds": list(plan.seeds)} if plan.kind == "calibration" else {}),
+            **({"seeds": list(plan.seeds)} if plan.kind in ("calibration", "ablation")
+               else {}),
+            **({"ablation": plan.ablation} if plan.kind == "ablation" else {}),
             "optuna_storage": STUDY_FILE,
             "started": meta.get("started", time.strftime("%Y-%m-%dT%H:%M:%S")),
             "resumed": (meta.get("resumed", 0) + 1) if plan.meta else 0}
@@ -262,6 +319,11 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
             rows = [r for r in map(restore_row, kept.to_dict("records")) if not is_cut_short(r)]
         run_info = _run_info(plan)
         end = raytune.TuneEnd()
+        # Training time over every session of the run (a resume adds its own): the time an
+        # ablation or a search took, without the hours a stopped run lay idle.
+        earlier = (plan.meta or {}).get("elapsed_s")
+        earlier = float(earlier) if isinstance(earlier, (int, float)) else 0.0
+        session_start = time.time()
         try:
             # The folder, its lock and run.json come into being together: a run folder is
             # either absent or holds run.json, whatever moment a signal comes.
@@ -274,6 +336,7 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
         except KeyboardInterrupt as exc:  # before or after the trials ran: none was cut
             end = dataclasses.replace(end, stopped_by=signal_name(exc))
         with signals.deferred():
+            run_info["elapsed_s"] = round(earlier + time.time() - session_start, 1)
             table = _write_end(run_dir, run_info, rows, end)
     finally:
         if lock is not None:
@@ -284,7 +347,7 @@ def _execute(plan: _Plan, on_start: Callable[[Path], None] | None,
             raytune.shutdown_ray()
     notes = (_exhausted_note(cfg, plan.space, table),) if end.exhausted else ()
     return SearchOutcome(run_dir, table, end.stopped_by in ("SIGINT", "SIGTERM"),
-                         f"nas-convnext {'calibrate' if plan.kind == 'calibration' else 'search'} "
+                         f"nas-convnext {_RESUME_COMMANDS.get(plan.kind, 'search')} "
                          f"--resume {run_dir}", end.stopped_by, end.cut,
                          notes, plan.kind, plan.seeds)
 

@@ -14,8 +14,8 @@ nas_convnext/search/replay.py) a whole search is simulated in a fraction of a se
 (sampler, scheduler) pair runs over many seeds.
 
 What one simulated search does, as `nas-convnext search` does it: the two references first
-(never stopped), then the Optuna sampler's proposals (seeded per proposal, as the search
-seeds them) over the space, with the FLOP budget as an Optuna constraint: a design over the
+(never stopped), then the Optuna sampler's proposals (one sampler per search, seeded by the
+seed; see `make_search_sampler`) over the space, with the FLOP budget as an Optuna constraint: a design over the
 budget is told infeasible without training; one trained already is told its outcome again; a
 trial stopped early is told PRUNED. Trials run asynchronously on `--concurrency` simulated
 workers (`replay.simulate_run`), each costing its recorded seconds up to the epoch it reached;
@@ -67,7 +67,7 @@ from nas_convnext.design.complexity import complexity, parse_flops  # noqa: E402
 from nas_convnext.design.space import DesignSpace, load_space  # noqa: E402
 from nas_convnext.search.mo_asha import MOASHA, rung_milestones  # noqa: E402
 from nas_convnext.search.replay import ReplayTable, ReplayedTrial, simulate_run  # noqa: E402
-from nas_convnext.search.searcher import make_sampler, proposal_seed  # noqa: E402
+from nas_convnext.search.searcher import make_sampler  # noqa: E402
 
 DEFAULT_TABLE = ROOT / "bench" / "tables" / "fmnist-cpu.parquet"
 DEFAULT_SPACE = ROOT / "search_spaces" / "bench.yaml"
@@ -144,16 +144,21 @@ class SearchTrace:
         return float(self.compute[hit[0]]) if len(hit) else math.inf
 
 
-def make_proposal_sampler(name: str, seed: int, space: DesignSpace, number: int):
-    """The sampler of proposal `number`, seeded as the search seeds it (`proposal_seed`)."""
+def make_search_sampler(name: str, seed: int, space: DesignSpace):
+    """The search's sampler (`searcher.make_sampler`), or Optuna's GPSampler for `gp`.
+
+    One sampler per simulated search, seeded by the search's seed: `nas-convnext search`
+    makes a new sampler per proposal (seeded by `proposal_seed`, so a resumed run proposes
+    what the uninterrupted one would), which draws from the same distributions but makes TPE
+    recompute its search space over every past trial at each proposal, a hundred times slower
+    here. No resume happens in a simulation, so nothing is lost."""
     import optuna
 
-    s = proposal_seed(seed, number)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == "gp":
-            return optuna.samplers.GPSampler(seed=s, n_startup_trials=10)
-        return make_sampler(name, s, space)
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=10)
+        return make_sampler(name, seed, space)
 
 
 def simulate_search(table: ReplayTable, space: DesignSpace, sampler: str, scheduler: str,
@@ -166,7 +171,8 @@ def simulate_search(table: ReplayTable, space: DesignSpace, sampler: str, schedu
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        study = optuna.create_study(directions=["maximize", "minimize"])
+        study = optuna.create_study(directions=["maximize", "minimize"],
+                                    sampler=make_search_sampler(sampler, seed, space))
     refs = [presets()[n] for n in REFERENCES]
     live: dict[int, object] = {}          # simulated trial number -> Optuna trial
     done: dict[str, tuple[str, float, float]] = {}   # design key -> outcome told
@@ -192,8 +198,6 @@ def simulate_search(table: ReplayTable, space: DesignSpace, sampler: str, schedu
         if counts["exhausted"] or compute_at(spent["now"]) >= horizon_s:
             return None
         for _ in range(MAX_ASKS):
-            study.sampler = make_proposal_sampler(sampler, seed, space,
-                                                  len(study.get_trials(deepcopy=False)))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 t = study.ask()
@@ -265,6 +269,29 @@ def simulate_search(table: ReplayTable, space: DesignSpace, sampler: str, schedu
                        counts["missing"], counts["over"], counts["asks"])
 
 
+_WORKER: dict[str, object] = {}
+
+
+def _one_search(job: tuple) -> tuple[SearchTrace, float]:
+    """One simulated search from plain arguments (a worker process loads the table once)."""
+    sampler, scheduler, seed, table_path, space_path, budget, epochs, horizon, conc = job
+    if _WORKER.get("key") != (table_path, space_path):
+        _WORKER.update(key=(table_path, space_path), table=ReplayTable.load(table_path),
+                       space=load_space(space_path), gflops={})
+    cache = _WORKER["gflops"]
+
+    def gflops(arch: Arch) -> float:
+        k = arch.key()
+        if k not in cache:
+            cache[k] = complexity(arch).flops / 1e9
+        return cache[k]
+
+    t0 = time.perf_counter()
+    trace = simulate_search(_WORKER["table"], _WORKER["space"], sampler, scheduler, seed,
+                            budget, epochs, horizon, conc, gflops)
+    return trace, time.perf_counter() - t0
+
+
 # ----- statistics -----
 def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], seed: int = 0,
                  n: int = 4000) -> tuple[float, float, float]:
@@ -277,7 +304,9 @@ def bootstrap_ci(values: np.ndarray, stat: Callable[[np.ndarray], float], seed: 
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(values), size=(n, len(values)))
     stats = np.array([stat(values[i]) for i in idx])
-    lo, hi = np.percentile(stats, [2.5, 97.5])
+    # "lower"/"higher": no interpolation, which would make inf - inf = NaN between two nevers
+    lo = np.percentile(stats, 2.5, method="lower")
+    hi = np.percentile(stats, 97.5, method="higher")
     return float(stat(values)), float(lo), float(hi)
 
 
@@ -292,7 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--table", default=str(DEFAULT_TABLE), help="replay table (parquet)")
     ap.add_argument("--space", default=str(DEFAULT_SPACE))
-    ap.add_argument("--samplers", default="random,tpe,nsga2,gp")
+    ap.add_argument("--samplers", default="random,tpe,nsga2",
+                    help="of random, tpe, nsga2, gp (Optuna's GPSampler: constrained, but a GP "
+                         "fit per proposal makes it far slower)")
     ap.add_argument("--schedulers", default="none,asha,mo-asha")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--gp-seeds", type=int, default=None,
@@ -300,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget", default="4.5GFLOPs")
     ap.add_argument("--trials", type=int, default=22,
                     help="searched designs of the search that fixes the compute C")
-    ap.add_argument("--horizon", type=float, default=2.0,
+    ap.add_argument("--jobs", type=int, default=1, help="processes (searches run in parallel)")
+    ap.add_argument("--horizon", type=float, default=1.5,
                     help="every search runs to this many times C")
     ap.add_argument("--concurrency", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=None, help="default: the table's epochs")
@@ -342,21 +374,27 @@ def main(argv: list[str] | None = None) -> int:
 
     traces: dict[tuple[str, str], list[SearchTrace]] = {}
     timing: dict[str, float] = {}
-    for sampler in samplers:
-        seeds = args.gp_seeds if (sampler == "gp" and args.gp_seeds) else args.seeds
-        t0 = time.perf_counter()
-        for scheduler in schedulers:
-            traces[sampler, scheduler] = [
-                simulate_search(table, space, sampler, scheduler, seed, budget, epochs,
-                                horizon, args.concurrency, gflops) for seed in range(seeds)]
-            tr = traces[sampler, scheduler]
-            print(f"  {sampler:6s} {scheduler:8s} {len(tr)} seeds: HV at C "
-                  f"{np.mean([x.hv_at(c_full) for x in tr]):.4f}, trials "
-                  f"{np.mean([x.trained for x in tr]):.1f} (stopped "
-                  f"{np.mean([x.stopped for x in tr]):.1f}), proposals lacking in the table "
-                  f"{np.mean([x.missing for x in tr]):.1f}, over budget "
-                  f"{np.mean([x.over_budget for x in tr]):.1f}", flush=True)
-        timing[sampler] = time.perf_counter() - t0
+    jobs = [(sampler, scheduler, seed) for sampler in samplers for scheduler in schedulers
+            for seed in range(args.gp_seeds if (sampler == "gp" and args.gp_seeds)
+                              else args.seeds)]
+    common = (args.table, args.space, budget, epochs, horizon, args.concurrency)
+    if args.jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(_one_search, [(*j, *common) for j in jobs], chunksize=1))
+    else:
+        results = [_one_search((*j, *common)) for j in jobs]
+    for (sampler, scheduler, seed), (trace, seconds) in zip(jobs, results):
+        traces.setdefault((sampler, scheduler), []).append(trace)
+        timing[sampler] = timing.get(sampler, 0.0) + seconds
+    for (sampler, scheduler), tr in traces.items():
+        print(f"  {sampler:6s} {scheduler:8s} {len(tr)} seeds: HV at C "
+              f"{np.mean([x.hv_at(c_full) for x in tr]):.4f}, trials "
+              f"{np.mean([x.trained for x in tr]):.1f} (stopped "
+              f"{np.mean([x.stopped for x in tr]):.1f}), proposals lacking in the table "
+              f"{np.mean([x.missing for x in tr]):.1f}, over budget "
+              f"{np.mean([x.over_budget for x in tr]):.1f}", flush=True)
 
     base = traces.get(("random", "none"))
     if base is None:
@@ -419,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(md))
     _plot(traces, c_full, args.horizon, target, args.plot)
     elapsed = time.perf_counter() - t_start
-    timing_text = ", ".join(f"{k} {v:.0f} s" for k, v in timing.items())
+    timing_text = ", ".join(f"{k} {v:.0f} s" for k, v in timing.items()) + " of search time"
     print(f"run time {elapsed:.0f} s ({timing_text})")
 
     if args.write:
@@ -446,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
             f"`never` counts a seed that did not reach the target within the horizon.", "",
             *md, "", *verdict, "",
             "![hypervolume against compute](search_efficiency.png)", "",
-            f"Run time {elapsed:.0f} s on one core ({timing_text}); "
+            f"Run time {elapsed:.0f} s with {args.jobs} process(es) ({timing_text}); "
             f"{platform.processor() or platform.machine()}, Python {platform.python_version()}.",
         ]
         write_section(Path(args.write), "Search efficiency", "\n".join(body))

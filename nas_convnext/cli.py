@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="designs to search, besides ConvNeXt-T and ResNet-50 (default: %(default)s)")
     s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m, 90s, 1.5h; trials still running are stopped early (default: no limit)")
     s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe", help="Optuna's sampler; grid only for spaces of at most 10,000 designs (default: %(default)s)")
-    s.add_argument("--scheduler", choices=("asha", "none"), default="asha", help="asha stops the weakest trials after their first epochs; none trains every trial to the end (default: %(default)s)")
+    s.add_argument("--scheduler", choices=("mo-asha", "asha", "none"), default="mo-asha", help="mo-asha stops, at epochs 1, 3, 9, ..., the trials that most others dominate in (top-1, GFLOPs); asha stops the least accurate; none trains every trial to the end; references are never stopped (default: %(default)s)")
     _training_options(s)
     s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder, e.g. shared storage on a cluster (default: the run folder)")
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,

@@ -33,6 +33,7 @@ from ..results import (
 from ..training.proxy import Proxy, proxy_from_dict
 from . import faults
 from .config import SearchConfig, cluster_endpoint
+from .mo_asha import mo_asha_scheduler
 from .outcome import TrialOutcome, trial_row
 from .progress import Progress
 from .searcher import Queued, StudySearcher, proposal_sampler
@@ -395,6 +396,10 @@ def run_trials(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data,
     scheduler = None
     if cfg.scheduler == "asha" and planned > 1:
         scheduler = _asha(planned)
+    elif cfg.scheduler == "mo-asha" and planned > 1:
+        # rungs and eta as ASHA's; reads config["flops"] and config["reference"]. A resumed
+        # run starts with empty rungs: Tune's scheduler state is not part of the run folder.
+        scheduler = mo_asha_scheduler(max_t=planned, grace_period=1, reduction_factor=3)
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     trainable_fn = tune.with_resources(tune.with_parameters(trainable, data=data), resources)
     storage = Path(cfg.storage_path).resolve() if cfg.storage_path else run_dir.resolve()

@@ -77,6 +77,12 @@ def test_replay_gives_the_same_table_for_the_same_seed(ray_session, tmp_path, fu
     assert (a[a["reference"] != ""]["status"] == "completed").all()
     assert (a["status"] == "stopped_early").any()
     assert set(a["status"]) <= {"completed", "stopped_early"}
+    import optuna
+    study = optuna.load_study(study_name="search",
+                              storage=f"sqlite:///{tmp_path / 'a' / 'study.db'}")
+    pruned = {t.number for t in study.trials if t.state == optuna.trial.TrialState.PRUNED}
+    early = a[a["status"] == "stopped_early"]
+    assert set(early["optuna_number"].astype(int)) <= pruned and pruned
     # the run's duration on the simulated clock: one worker, so the sum of the trials' seconds
     run = json.loads((tmp_path / "a" / "run.json").read_text())
     assert run["simulated_s"] == pytest.approx(a["wall_s"].sum())

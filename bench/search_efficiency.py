@@ -73,7 +73,9 @@ DEFAULT_TABLE = ROOT / "bench" / "tables" / "fmnist-cpu.parquet"
 DEFAULT_SPACE = ROOT / "search_spaces" / "bench.yaml"
 REF_TOP1 = 0.1          # the hypervolume's reference point: top-1 0.1 (chance on 10 classes)
 ETA, GRACE = 3, 1       # the search's ASHA and MO-ASHA settings (raytune._asha)
-MAX_ASKS = 500          # the searcher's limit on proposals in a row that train nothing
+MAX_ASKS = 100          # proposals in a row that train nothing before a search counts the
+                        # space as exhausted (the searcher's limit is 500; lower here, where an
+                        # incomplete table leaves most proposals unanswerable)
 
 
 # ----- the measure -----

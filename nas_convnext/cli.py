@@ -469,7 +469,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
         address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
-        fit_width=args.fit_width)
+        fit_width=(args.replay is None) if args.fit_width is None else args.fit_width,
+        replay=args.replay)
     if args.calibration is not None:  # a folder that is not a calibration: refused before Ray
         from .report.calibration_report import load_calibration
 
@@ -574,11 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="designs to search, besides ConvNeXt-T and ResNet-50 (default: %(default)s)")
     s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m, 90s, 1.5h; trials still running are stopped early (default: no limit)")
     s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe", help="Optuna's sampler; grid only for spaces of at most 10,000 designs (default: %(default)s)")
-    s.add_argument("--scheduler", choices=("asha", "none"), default="asha", help="asha stops the weakest trials after their first epochs; none trains every trial to the end (default: %(default)s)")
+    s.add_argument("--scheduler", choices=("mo-asha", "asha", "none"), default="mo-asha", help="mo-asha stops, at epochs 1, 3, 9, ..., the trials that most others dominate in (top-1, GFLOPs); asha stops the least accurate; none trains every trial to the end; references are never stopped (default: %(default)s)")
     _training_options(s)
     s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder, e.g. shared storage on a cluster (default: the run folder)")
-    s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
-                   help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on)")
+    s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=None,
+                   help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on, off with --replay)")
+    s.add_argument("--replay", default=None, metavar="TABLE", help="look every trial's per-epoch top-1 up in a replay table (parquet, e.g. bench/tables/fmnist-cpu.parquet with --space bench --epochs 4) instead of training; the recorded seconds are its cost on a simulated clock (default: train)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
     s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_search)

@@ -162,7 +162,7 @@ def test_search_help_shows_the_options_the_issue_names():
     # one entry per option: its line "  --name ..." and the indented lines below it
     entries = {block.split()[0].rstrip(","): " ".join(block.split())
                for block in re.split(r"\n(?=  -)", options) if block.strip()}
-    for option, words in (("--sampler", "(default: tpe)"), ("--scheduler", "(default: asha)"),
+    for option, words in (("--sampler", "(default: tpe)"), ("--scheduler", "(default: mo-asha)"),
                           ("--concurrency", "trials trained at once"),
                           ("--cpus-per-trial", "(default: 1.0)"),
                           ("--gpus-per-trial", "(default: 0.0)"), ("--seed", "(default: 0)"),

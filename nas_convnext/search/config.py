@@ -21,7 +21,7 @@ from ..results import (
 )
 
 SAMPLERS = ("tpe", "nsga2", "random", "grid")
-SCHEDULERS = ("asha", "none")
+SCHEDULERS = ("mo-asha", "asha", "none")
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class SearchConfig:
     trials: int = 22                   # searched designs, besides the reference points
     time_budget_s: float | None = None
     sampler: str = "tpe"
-    scheduler: str = "asha"
+    scheduler: str = "mo-asha"         # see search/mo_asha.py; asha: top-1 only
     proxy: str = "cpu"
     epochs: int | None = None          # overrides the proxy's epochs
     dataset: str = "fashion-mnist"     # real images by default (training.trial.DEFAULT_DATASET)
@@ -45,6 +45,7 @@ class SearchConfig:
     storage_path: str | None = None
     results_dir: str = str(RESULTS_DIR)
     fit_width: bool = True
+    replay: str | None = None          # a replay table: trials looked up, not trained
 
     def __post_init__(self) -> None:
         for name, check in _CHECKS.items():
@@ -159,7 +160,12 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "address": _check_address,
     "space": _no_check, "proxy": _no_check, "dataset": _check_dataset, "data_dir": _no_check,
     "storage_path": _no_check, "results_dir": _no_check, "fit_width": _no_check,
+    "replay": _no_check,
 }
+
+# Settings added after runs were made: a run.json without one reads as its default, so runs
+# of earlier versions resume.
+_ADDED_LATER = {"replay": None}
 
 
 def _has_type(value: Any, hint: Any) -> bool:
@@ -188,6 +194,7 @@ def config_from_run_json(path: Path, raw: dict[str, Any],
     if unknown:
         raise ValueError(f"{path}: field 'config' has key(s) {unknown} that are not settings "
                          f"of nas-convnext search: {fix}")
+    raw = {**{k: v for k, v in _ADDED_LATER.items() if k not in raw}, **raw}
     missing = [k for k in hints if k not in raw]
     if missing:
         raise ValueError(f"{path}: field 'config' lacks {missing}: {fix}")

@@ -33,6 +33,7 @@ from ..results import (
 from ..training.proxy import Proxy, proxy_from_dict
 from . import faults
 from .config import SearchConfig, cluster_endpoint
+from .mo_asha import mo_asha_scheduler
 from .outcome import TrialOutcome, trial_row
 from .progress import Progress
 from .searcher import Queued, StudySearcher, proposal_sampler
@@ -83,8 +84,14 @@ def trainable(config: dict[str, Any], data=None) -> None:
             poisoned.on = True
         tune.report({**metrics, "node_id": node, "status": "running"})
 
-    result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
-                         threads=max(1, int(config["cpus_per_trial"])), loss_hook=poisoned)
+    if config.get("replay"):  # recorded trials: looked up and reported at once, not trained
+        from .replay import cached_table, replay_trial
+
+        result = replay_trial(arch, cached_table(config["replay"]), report=report,
+                              epochs=proxy.epochs)
+    else:
+        result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
+                             threads=max(1, int(config["cpus_per_trial"])), loss_hook=poisoned)
     if result.status == "diverged":
         last = result.history[-1] if result.history else {}
         tune.report({"epoch": result.epochs, "top1": last.get("top1", 0.0),
@@ -238,8 +245,10 @@ class TableWriter:
     """
 
     def __init__(self, run_dir: Path, rows: list[dict[str, Any]], planned_epochs: int,
-                 progress: "Progress", deadline: float = math.inf):
+                 progress: "Progress", deadline: float = math.inf, clock=None,
+                 time_budget_s: float | None = None):
         self.run_dir, self.rows, self.planned = run_dir, rows, planned_epochs
+        self.clock, self.time_budget_s = clock, time_budget_s  # a replayed run's clock
         self.progress = progress
         self.deadline = deadline  # time.time() at which the time budget is spent
         self.started: dict[str, float] = {}
@@ -289,10 +298,23 @@ class TableWriter:
 
     def _finish(self, trial, error_text: str, error: bool, trials) -> None:
         outcome = TrialOutcome.of(trial.last_result, error, self.planned, error_text)
-        wall = time.time() - self.started.get(trial.trial_id, time.time())
+        wall = self._wall(trial.trial_id, trial.last_result)
+        if self.clock is not None:
+            self.clock.add(wall)
         self._record(trial_row(trial.config, outcome, wall, trial.trial_id), trials)
 
+    def _wall(self, trial_id: str, result: dict[str, Any] | None) -> float:
+        """The trial's seconds: measured, or the recorded ones of a replayed trial."""
+        if self.clock is not None:
+            value = float((result or {}).get("elapsed_s", 0.0) or 0.0)
+            return value if math.isfinite(value) and value >= 0 else 0.0
+        return time.time() - self.started.get(trial_id, time.time())
+
     def expired(self) -> bool:
+        if self.deadline == -math.inf:
+            return True
+        if self.clock is not None:
+            return self.time_budget_s is not None and self.clock.elapsed >= self.time_budget_s
         return time.time() >= self.deadline
 
     def stop_all(self) -> bool:  # asked by the stopper after every step
@@ -312,7 +334,7 @@ class TableWriter:
             epochs = int((result or {}).get("epoch", 0) or 0)
             if epochs < 1 or result.get("status") == "diverged":
                 continue
-            wall = time.time() - self.started.get(trial_id, time.time())
+            wall = self._wall(trial_id, result)
             note = cut_short_note(reason, epochs, self.planned)
             outcome = TrialOutcome.of(result, False, self.planned).cut_short(note)
             self._record(trial_row(config, outcome, wall, trial_id), [])
@@ -361,6 +383,7 @@ class TuneEnd:
     stopped_by: str | None = None   # "SIGINT", "SIGTERM", "time budget"
     cut: int = 0                    # trials recorded as cut short
     exhausted: bool = False         # the space (the grid) had no more designs to propose
+    simulated_s: float | None = None  # a replayed run: its duration on the simulated clock
 
 
 def run_trials(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data, run_dir: Path,
@@ -389,10 +412,28 @@ def run_trials(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data,
     start = time.time()
     progress = Progress(max(1, total), start, cfg.time_budget_s)
     deadline = start + cfg.time_budget_s if cfg.time_budget_s is not None else math.inf
-    writer = _callback_class()(run_dir, rows, planned, progress, deadline)
+    clock = None
+    if cfg.replay:
+        # Replayed trials take no time: the recorded seconds are their cost, placed on a
+        # simulated clock with as many workers as run at once, and the time budget and the
+        # trials' wall_s are on that clock.
+        import ray
+
+        from .replay import SimulatedClock
+
+        slots = int(ray.cluster_resources().get("CPU", 1) // max(cfg.cpus_per_trial, 1e-4))
+        clock = SimulatedClock(max(1, min(cfg.concurrency or slots, slots)))
+        deadline = math.inf
+        base["replay"] = str(Path(cfg.replay).resolve())
+    writer = _callback_class()(run_dir, rows, planned, progress, deadline, clock,
+                               cfg.time_budget_s)
     scheduler = None
     if cfg.scheduler == "asha" and planned > 1:
         scheduler = _asha(planned)
+    elif cfg.scheduler == "mo-asha" and planned > 1:
+        # rungs and eta as ASHA's; reads config["flops"] and config["reference"]. A resumed
+        # run starts with empty rungs: Tune's scheduler state is not part of the run folder.
+        scheduler = mo_asha_scheduler(max_t=planned, grace_period=1, reduction_factor=3)
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     trainable_fn = tune.with_resources(tune.with_parameters(trainable, data=data), resources)
     storage = Path(cfg.storage_path).resolve() if cfg.storage_path else run_dir.resolve()
@@ -430,7 +471,8 @@ def run_trials(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data,
                                                         or searcher.work_left()):
             stopped_by = "time budget"
         cut = writer.cut_short(stopped_by) if stopped_by else 0
-    return TuneEnd(stopped_by, cut, searcher.ran_out())
+    return TuneEnd(stopped_by, cut, searcher.ran_out(),
+                   clock.elapsed if clock is not None else None)
 
 
 def _identity(folder: Path) -> tuple[int, int] | None:

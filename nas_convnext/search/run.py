@@ -257,16 +257,22 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str,
         check_run_name(name)
         run_dir = Path(cfg.results_dir) / name
         _check_free(run_dir)
-    with named("dataset"):
-        # Resolved once, here: the trials get the images, never a name to look up again.
-        source = resolve_data(cfg.dataset, cfg.data_dir)
-        data = load_proxy_data(source, None, proxy)
-    if meta is not None and meta.get("dataset_source") not in (None, source.source):
-        print(f"note: {run_dir}: the run's data came from {meta['dataset_source']}, this resume's "
-              f"from {source.source}", file=sys.stderr)
     fixed = (roadmap_candidates() if kind == "roadmap" else calibration_candidates(seeds)
              if kind == "calibration" else fixed_ablation if kind == "ablation"
              else reference_candidates(cfg.budget))
+    source = None
+    if cfg.replay is not None:  # recorded trials: no data, and every design in the table
+        with named("replay"):
+            check_replay(cfg, kind, space, proxy, fixed)
+        data = None
+    else:
+        with named("dataset"):
+            # Resolved once, here: the trials get the images, never a name to look up again.
+            source = resolve_data(cfg.dataset, cfg.data_dir)
+            data = load_proxy_data(source, None, proxy)
+        if meta is not None and meta.get("dataset_source") not in (None, source.source):
+            print(f"note: {run_dir}: the run's data came from {meta['dataset_source']}, this "
+                  f"resume's from {source.source}", file=sys.stderr)
     with named("proxy"):
         for cand in fixed:
             check_resolution(cand.arch, proxy.resolution)
@@ -283,6 +289,31 @@ def _recorded_seeds(run_dir: Path, meta: dict[str, Any]) -> tuple[int, ...]:
     return tuple(meta["seeds"])
 
 
+def check_replay(cfg: SearchConfig, kind: str, space: DesignSpace, proxy: Proxy,
+                 fixed: list[Candidate]) -> None:
+    """Refuse, in one line, a replayed run whose table cannot answer every trial: a design it
+    may propose (any of the space's designs within the budget) or a reference the table
+    lacks, a table with fewer epochs than the proxy plans, or --fit-width (narrowed designs
+    are not in a table)."""
+    from .replay import ReplayTable
+
+    if kind != "search":
+        raise ValueError("--replay replays a search; the roadmap trains its own steps")
+    if cfg.fit_width:
+        raise ValueError("--replay cannot fit widths (narrowed designs are not in a replay "
+                         "table): leave out --fit-width")
+    table = ReplayTable.load(cfg.replay)
+    table.check(c.arch for c in fixed)
+    for arch in space.enumerate():
+        if arch not in table and complexity(arch).flops <= cfg.budget:
+            table.check([arch])   # raises, naming the design
+    short = min((len(c.epochs) for c in table.curves.values() if c.status == "completed"),
+                default=proxy.epochs)
+    if short < proxy.epochs:
+        raise ValueError(f"replay table {cfg.replay} holds {short} epoch(s) of some designs; "
+                         f"the run plans {proxy.epochs}: give --epochs {short} or fewer")
+
+
 def _run_info(plan: _Plan) -> dict[str, Any]:
     """run.json as the run starts (how it ended is added at the end)."""
     cfg, meta = plan.cfg, plan.meta or {}
@@ -291,7 +322,8 @@ def _run_info(plan: _Plan) -> dict[str, Any]:
                       "dimensions": {k: [str(v) for v in vals]
                                      for k, vals in plan.space.dimensions.items()}},
             "budget_flops": cfg.budget, "proxy": plan.proxy.to_dict(), "seed": cfg.seed,
-            "dataset": plan.cfg.dataset, "dataset_source": plan.data_source.source,
+            "dataset": plan.cfg.dataset, "dataset_source": (plan.data_source.source if plan.data_source is not None
+                               else f"replay of {plan.cfg.replay}"),
             "versions": package_versions(), "machine": machine_info(),
             "references": list(dict.fromkeys(c.reference for c in plan.fixed)),
             **({"seeds": list(plan.seeds)} if plan.kind in ("calibration", "ablation")
@@ -373,6 +405,8 @@ def _write_end(run_dir: Path, run_info: dict[str, Any], rows: list[dict[str, Any
                          "stopped_by": end.stopped_by, "cut_short": end.cut})
         if end.exhausted:
             run_info["space_exhausted"] = True
+        if end.simulated_s is not None:  # a replayed run: its duration on the simulated clock
+            run_info["simulated_s"] = round(end.simulated_s, 3)
         write_run_json(run_dir, run_info)
         return table
     except OSError as exc:

@@ -153,3 +153,18 @@ def test_tuner_runs_mo_asha_end_to_end(ray_session, tmp_path):
     results = tuner.fit()
     epochs = {r.config["name"]: r.metrics["epoch"] for r in results}
     assert epochs == {"accurate": 4, "medium": 4, "worse": 1, "cheap": 4, "resnet50": 4}
+
+
+def test_fast_front_ranks_equal_peeling_on_random_rungs():
+    """The one-pass sort gives the fronts of repeated peeling, ties and NaNs included (coarse
+    values make ties and identical points frequent)."""
+    import random
+
+    from nas_convnext.search.mo_asha import _front_ranks_by_peeling
+
+    rng = random.Random(7)
+    for n in (1, 2, 5, 30, 120):
+        for _ in range(20):
+            recs = [RungRecord(f"t{i}", rng.choice([0.1, 0.2, 0.3, 0.4, float("nan")]),
+                               rng.choice([1.0, 2.0, 3.0, 4.0])) for i in range(n)]
+            assert front_ranks(recs) == _front_ranks_by_peeling(recs)

@@ -135,7 +135,8 @@ def test_trial_status_rules():
 
 
 def test_asha_stops_trials_that_stay_out_of_the_front(ray_session, tmp_path):
-    out = _search(tmp_path, "asha", trials=6, epochs=3, concurrency=1, sampler="random")
+    out = _search(tmp_path, "asha", trials=6, epochs=3, concurrency=1, sampler="random",
+                  scheduler="asha")
     df = out.table
     early = df[df["status"] == "stopped_early"]
     assert len(early) >= 1  # with 6 searched trials, ASHA (rate 3) stops some at epoch 1

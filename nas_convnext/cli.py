@@ -15,10 +15,26 @@ from .design.arch import FIELD_NAMES, load_design, presets
 from .design.codec import text
 from .design.complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_flops
 from .results import one_line, text_table
+from .run_end import (  # noqa: F401
+    ABLATE_BUDGET,
+    ABLATE_SEEDS,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    SEED_MAX,
+    _ablation_fidelity,
+    _analyze_ablation,
+    _end_of_run,
+    _finish_ablation,
+    _finish_calibration,
+    _finish_roadmap,
+    _finish_search,
+    _signal_exit,
+    _stopped_line,
+    ablation_plan,
+)
+from .runs import _roadmap_train, cmd_ablate, cmd_calibrate, cmd_search  # noqa: F401
 
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
-EXIT_TERMINATED = 143    # 128 + SIGTERM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,118 +128,6 @@ def cmd_roadmap(args: argparse.Namespace) -> int:
     return 0
 
 
-def _roadmap_train(args: argparse.Namespace) -> int:
-    """`roadmap --train`: a calibration with one seed (`--seed`), no interval."""
-    args.seeds, args.resume = 1, None
-    return cmd_calibrate(args)
-
-
-# ----- calibrate -----
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Train the 17 roadmap steps under `--seeds` seeds and compare with the paper's ranking.
-
-    Runs through the search's machinery (Ray, resume, --address) as kind "calibration", then
-    writes calibration.json and its report (md, html, csv, png) into the run folder.
-    """
-    import time
-
-    from .search.config import SearchConfig
-    from .search.run import run_search
-    from .training.proxy import get_proxy
-
-    started = time.time()
-    if args.resume is not None:
-        from pathlib import Path
-
-        from .results import read_run_json
-
-        kind = read_run_json(Path(args.resume)).get("kind", "search")
-        if kind != "calibration":
-            raise ValueError(f"--resume {args.resume}: not a calibration run (kind {kind!r}); "
-                             "resume it with nas-convnext search --resume")
-        cfg = SearchConfig(budget=None, address=args.address)
-        out = run_search(cfg, resume_dir=args.resume)
-    else:
-        get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
-        name = (args.name if args.name is not None  # an empty --name is refused, as by search
-                else f"{time.strftime('%Y%m%d-%H%M%S')}-calibration-{args.proxy}-{args.dataset}")
-        cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,
-                           epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
-                           concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-                           gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=name,
-                           address=args.address, results_dir=args.results_dir,
-                           storage_path=getattr(args, "storage_path", None))
-        out = run_search(cfg, kind="calibration", seeds=args.seeds)
-    return _finish_calibration(out, args.json, (time.time() - started) / 60)
-
-
-def _finish_calibration(out, as_json: bool, minutes: float | None = None) -> int:
-    """The end of a calibration (new or resumed): calibration.json, its report, the figures."""
-    from .report.calibration_report import summary_lines, write_calibration
-
-    info = None
-    if out.stopped_by is None:
-        try:
-            info = write_calibration(out.run_dir, minutes)
-        except ValueError as exc:
-            print(f"(no calibration: {one_line(exc)})", file=sys.stderr)
-    if as_json:
-        print(json.dumps(info.record if info is not None else None, allow_nan=False))
-    elif info is not None:
-        print("\n".join(["calibration against the paper's roadmap (Table 10):"]
-                        + [f"  {line}" for line in summary_lines(info.calibration, info.record)]))
-    if not as_json:
-        print(f"\nresults: {out.run_dir}/ (calibration.json, calibration.md, calibration.html, "
-              "calibration.csv, calibration.png, trials.parquet)")
-    for note in out.notes:
-        print(f"note: {note}")
-    if out.stopped_by is not None:
-        print(_stopped_line(out))
-    if out.interrupted:
-        return _signal_exit(out.stopped_by)
-    return 0 if info is not None else 1
-
-
-def _finish_roadmap(out, as_json: bool) -> int:
-    """The end of a roadmap replay (new or resumed): its report, steps, agreement and notes."""
-    from .analysis.roadmap import replay_frame
-    from .report.roadmap_report import replay_lines, roadmap_report
-
-    steps = replay_frame(out.table)
-    try:
-        info = roadmap_report(steps, out.run_dir)
-    except ValueError as exc:
-        info = None
-        print(f"(no comparison: {exc})")
-    if as_json:
-        print(steps[["step", "name", "paper_top1", "top1", "status"]].to_json(orient="records"))
-    else:
-        print("\n".join(replay_lines(steps, info, out.run_dir)))
-    return _end_of_run(out)
-
-
-def _end_of_run(out) -> int:
-    """Notes, what stopped the run, and the exit status of a run that a signal stopped."""
-    for note in out.notes:
-        print(f"note: {note}")
-    if out.stopped_by is not None:
-        print(_stopped_line(out))
-    return _signal_exit(out.stopped_by) if out.interrupted else 0
-
-
-def _stopped_line(out) -> str:
-    """What stopped the run, what it left, and how to finish it."""
-    cut = (f"; {out.cut_short} trial(s) in flight kept as stopped_early with their last "
-           f"epoch's metrics" if out.cut_short else "")
-    why = {"SIGINT": "stopped (Ctrl-C)", "SIGTERM": "stopped (SIGTERM)",
-           "time budget": "time budget reached"}.get(out.stopped_by, "stopped")
-    return f"{why}{cut}; to finish the run: {out.resume_command}"
-
-
-def _signal_exit(stopped_by: str | None) -> int:
-    return EXIT_TERMINATED if stopped_by == "SIGTERM" else EXIT_INTERRUPTED
-
-
 # ----- space -----
 def cmd_space(args: argparse.Namespace) -> int:
     from .design.space import load_space
@@ -302,216 +206,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-# ----- ablate -----
-#: Seeds every design of an ablation is trained with, unless --seeds says otherwise.
-ABLATE_SEEDS = 3
-#: The FLOP budget of an ablation unless --budget says otherwise (the search's usual one).
-ABLATE_BUDGET = "4.5GFLOPs"
 
 
-def ablation_plan(design: str, overrides: Sequence[str], space_name: str,
-                  budget: float | None, seeds: int, seed: int) -> dict[str, Any]:
-    """Check an ablation's settings and plan it: the base, its one-change variants and the
-    seeds, as run.json's ``ablation`` block (`analysis.ablation.plan_record`).
-
-    Every mistake is a ValueError of one line, before anything runs: an unknown design, a
-    space without the design's values, fewer than 2 seeds (no interval), seeds past the
-    largest seed.
-    """
-    from .analysis.ablation import plan_record
-    from .design.space import load_space
-    from .design.variants import plan_variants
-
-    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
-        raise ValueError(f"--seeds {seeds}: a paired interval needs at least 2 seeds (one "
-                         "seed has no spread); the default is 3")
-    if seed + seeds - 1 > SEED_MAX:
-        raise ValueError(f"--seed {seed} with --seeds {seeds}: the last seed would pass "
-                         f"{SEED_MAX}; choose a smaller --seed")
-    base = load_design(design, list(overrides))
-    space = load_space(space_name)
-    plan = plan_variants(base, space, budget)
-    if len(plan.variants) < 2:
-        raise ValueError(f"space {space.name!r} gives no variant of {design} to compare: "
-                         "every change was skipped ("
-                         + "; ".join(f"{s.dimension}={s.value}: {s.why}" for s in plan.skipped)
-                         + ")")
-    name = " ".join([design, *overrides])
-    return plan_record(plan, name, space.name, range(seed, seed + seeds))
-
-
-def cmd_ablate(args: argparse.Namespace) -> int:
-    """Train a design and its one-change variants with the same seeds; paired verdicts."""
-    import time
-
-    from .search.config import SearchConfig
-    from .search.run import run_search
-
-    if args.resume is not None:
-        given = [o for o, v in (("DESIGN", args.design != "convnext_t" or args.overrides),
-                                ("--space", args.space != "convnext"),
-                                ("--budget", args.budget is not None),
-                                ("--seeds", args.seeds is not None)) if v]
-        if given:
-            raise ValueError(f"--resume takes the ablation's settings from its run.json; "
-                             f"drop {', '.join(given)}")
-        from pathlib import Path
-
-        from .results import read_run_json
-
-        kind = read_run_json(Path(args.resume)).get("kind", "search")
-        if kind != "ablation":
-            command = "calibrate" if kind == "calibration" else "search"
-            raise ValueError(f"--resume {args.resume}: this is a {kind} run, not an ablation; "
-                             f"resume it with nas-convnext {command} --resume {args.resume}")
-        cfg = SearchConfig(budget=None, trials=0, scheduler="none", address=args.address)
-        return _finish_ablation(run_search(cfg, resume_dir=args.resume), args.json)
-    budget = args.budget if args.budget is not None else parse_flops(ABLATE_BUDGET)
-    seeds = ABLATE_SEEDS if args.seeds is None else args.seeds
-    record = ablation_plan(args.design, args.overrides, args.space, budget, seeds, args.seed)
-    from .training.proxy import get_proxy
-
-    get_proxy(args.proxy, epochs=args.epochs)  # checked before the run's name is made
-    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in args.design.split("/")[-1])
-    name = (args.name if args.name is not None
-            else f"{time.strftime('%Y%m%d-%H%M%S')}-ablate-{slug[:40]}-{record['space']}")
-    cfg = SearchConfig(budget=budget, space=args.space, trials=0, scheduler="none",
-                       proxy=args.proxy, epochs=args.epochs, dataset=args.dataset,
-                       data_dir=args.data_dir, concurrency=args.concurrency,
-                       cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
-                       seed=args.seed, name=name, address=args.address,
-                       results_dir=args.results_dir)
-    return _finish_ablation(run_search(cfg, kind="ablation", ablation=record), args.json)
-
-
-def _finish_ablation(out, as_json: bool) -> int:
-    """The end of an ablation (new or resumed): its analysis, report, verdicts and notes."""
-    from .analysis.ablation import analyse_ablation
-    from .report.ablation_report import ablation_summary, write_ablation_report
-    from .results import plain, read_run_json
-
-    meta = read_run_json(out.run_dir)
-    minutes = meta.get("elapsed_s")
-    minutes = float(minutes) / 60 if isinstance(minutes, (int, float)) else None
-    an = None
-    try:
-        an = analyse_ablation(out.table, meta["ablation"], minutes=minutes)
-        info = write_ablation_report(an, out.run_dir, run_dir=out.run_dir,
-                                     fidelity=_ablation_fidelity(out.run_dir, meta))
-    except (ValueError, KeyError) as exc:
-        info = None
-        print(f"(no analysis: {one_line(exc)})", file=sys.stderr if as_json else sys.stdout)
-    if as_json:
-        print(json.dumps(plain(an.to_json() if an is not None else {}), indent=2,
-                         allow_nan=False))
-    elif an is not None:
-        print(ablation_summary(an))
-        if info is not None:
-            html = [p for p in info.files if p.suffix == ".html"]
-            print(f"report: {html[0] if html else out.run_dir} ({len(info.files)} files)")
-        for note in an.notes:
-            print(f"note: {note}")
-    if not as_json:
-        print(f"results: {out.run_dir}/")
-    for note in out.notes:
-        print(f"note: {note}", file=sys.stderr if as_json else sys.stdout)
-    if out.stopped_by is not None:
-        print(_stopped_line(out), file=sys.stderr if as_json else sys.stdout)
-    if out.interrupted:
-        return _signal_exit(out.stopped_by)
-    return 0
-
-
-def _ablation_fidelity(run_dir, meta: dict[str, Any], calibration: str | None = None):
-    """The proxy's calibration on the ablation's dataset, as the search report finds it."""
-    from pathlib import Path
-
-    from .report.fidelity import fidelity_for
-
-    return fidelity_for(meta, Path(run_dir).resolve().parent, calibration)
-
-
-def _analyze_ablation(args: argparse.Namespace, meta: dict[str, Any], formats) -> int:
-    """`analyze` of an ablation's run folder: the ablation report, written again."""
-    from pathlib import Path
-
-    from .analysis.ablation import analyse_ablation
-    from .report.ablation_report import ablation_summary, write_ablation_report
-    from .results import read_table
-
-    minutes = meta.get("elapsed_s")
-    an = analyse_ablation(read_table(Path(args.run_dir)), meta["ablation"],
-                          minutes=float(minutes) / 60 if isinstance(minutes, (int, float))
-                          else None)
-    if isinstance(args.out, str) and not args.out.strip():
-        raise ValueError(f"--out {args.out!r} is empty: give the folder to write the report in")
-    info = write_ablation_report(an, args.out or args.run_dir, formats=formats,
-                                 run_dir=args.run_dir,
-                                 fidelity=_ablation_fidelity(Path(args.run_dir), meta,
-                                                             args.calibration))
-    print(ablation_summary(an))
-    print(f"report: {len(info.files)} files in {info.out_dir}")
-    return 0
-
-
-# ----- search -----
-def cmd_search(args: argparse.Namespace) -> int:
-    from .search.config import SearchConfig, parse_duration
-    from .search.run import run_search
-
-    if args.resume is None and args.budget is None:
-        raise ValueError("--budget is required (e.g. --budget 4.5GFLOPs), unless you --resume a run")
-    cfg = SearchConfig(
-        budget=args.budget, space=args.space,
-        trials=args.trials, sampler=args.sampler, scheduler=args.scheduler,
-        time_budget_s=parse_duration(args.time_budget) if args.time_budget else None,
-        proxy=args.proxy, epochs=args.epochs, dataset=args.dataset, data_dir=args.data_dir,
-        concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
-        address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
-        fit_width=(args.replay is None) if args.fit_width is None else args.fit_width,
-        replay=args.replay)
-    if args.calibration is not None:  # a folder that is not a calibration: refused before Ray
-        from .report.calibration_report import load_calibration
-
-        load_calibration(args.calibration)
-    out = run_search(cfg, resume_dir=args.resume)
-    return _finish_search(out, args.calibration)
-
-
-def _finish_search(out, calibration: str | None = None) -> int:
-    """The end of a search (new or resumed): its results, the report, and the exit status."""
-    from .search.progress import end_lines
-
-    if out.kind == "roadmap":  # a roadmap replay resumed with `search --resume`
-        return _finish_roadmap(out, as_json=False)
-    if out.kind == "ablation":  # an ablation resumed with `search --resume`
-        return _finish_ablation(out, as_json=False)
-    if out.kind == "calibration":  # a calibration resumed with `search --resume`
-        return _finish_calibration(out, as_json=False)
-    df = out.table
-    print("\n".join(end_lines(out.run_dir, df)))
-    for note in out.notes:
-        print(f"note: {note}")
-    if out.stopped_by is not None:
-        print("\n" + _stopped_line(out))
-    if out.interrupted:
-        return _signal_exit(out.stopped_by)
-    if len(df) and (df["status"] == "completed").any():
-        from .report.run_report import summary_text, write_report
-
-        try:
-            print("\n" + summary_text(write_report(out.run_dir, calibration=calibration)))
-        except ValueError as exc:
-            print(f"(no report: {one_line(exc)})")
-    if len(df) and (df["status"] == "error").all():
-        errors = df["error"].value_counts().head(3)
-        summary = "; ".join(f"{n}x {msg}" for msg, n in errors.items())
-        print(f"nas-convnext: error: every trial failed: {summary}", file=sys.stderr)
-        return 1
-    return 0
-
-
+# long: every command's options in one place, in the order `--help` shows them.
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nas-convnext", description="Search the ConvNeXt design space under a "
                 "FLOP budget, and ask whether ConvNeXt's choices pay off.")
@@ -632,7 +329,6 @@ def _int_at_least(low: int):
 
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
-SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
 
 
 def _seed(text: str) -> int:
@@ -669,8 +365,6 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--name", default=None, help="run folder name under results/ (default: the start time and settings, e.g. 20250131-120000-convnext-4.5G)")
     s.add_argument("--address", default=None, help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray on this machine)")
     s.add_argument("--results-dir", default="results", help=argparse.SUPPRESS)
-
-
 
 
 def _positive_float(text: str) -> float:

@@ -42,10 +42,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..design.complexity import complexity
-from ..design.roadmap import roadmap_steps
+from .calibration_json import (
+    _ci_or_none,
+    _get_ci,
+    _get_int,
+    _get_list,
+    _get_map,
+    _get_num,
+    _get_str,
+    _num,
+    _num_or_none,
+    _plain,
+    _scalar,
+    _sort_key,
+    _text,
+)
+from .roadmap import calibration_runs, roadmap_reference  # noqa: F401  (re-exported)
+from .rowwise import _percentile, _rescaled_deviations, _rho, _tau_b
 
 __all__ = [
     "LEVEL",
@@ -233,6 +247,8 @@ class Calibration:
 # --------------------------------------------------------------------------------------------
 
 
+# long: every figure of a Calibration from one set of resamples, in the order the report lists
+# them; split, the resamples and the per-step table would be passed between the parts.
 def calibrate(runs: pd.DataFrame, reference: pd.DataFrame, *, n_boot: int = N_BOOT,
               seed: int = 0, level: float = LEVEL) -> Calibration:
     """Compare a proxy's ranking of the roadmap steps with the paper's.
@@ -380,18 +396,6 @@ def calibrate(runs: pd.DataFrame, reference: pd.DataFrame, *, n_boot: int = N_BO
     )
 
 
-def roadmap_reference(resolution: int = 224, num_classes: int = 1000) -> pd.DataFrame:
-    """The paper's roadmap as :func:`calibrate`'s reference: one row per step in order, with
-    ``step`` (its index 0..16), ``name``, ``paper_top1`` (Table 10, percent) and ``flops``
-    (our count of the full-size design at ``resolution`` with ``num_classes`` classes, the
-    count every other part of the tool uses; steps 00 and 01 differ only in recipe, so they
-    tie on FLOPs)."""
-    rows = [{"step": s.index, "name": s.name, "paper_top1": s.paper_top1,
-             "flops": complexity(s.arch, resolution, num_classes).flops}
-            for s in roadmap_steps()]
-    return pd.DataFrame(rows, columns=["step", "name", "paper_top1", "flops"])
-
-
 def proxy_can_tell(cal: Calibration | Mapping[str, Any]) -> bool:
     """Whether the proxy ranks the roadmap measurably better than FLOPs alone.
 
@@ -425,56 +429,6 @@ def can_tell_reason(cal: Calibration | Mapping[str, Any]) -> tuple[bool, str]:
                        f"FLOPs-only tau {ftau:.2f}: it cannot tell these choices apart")
     return True, (f"the proxy's tau interval [{lo:.2f}, {hi:.2f}] lies above the FLOPs-only tau "
                   f"{ftau:.2f}")
-
-
-# --------------------------------------------------------------------------------------------
-# Rank statistics, row-wise (one bootstrap resample per row)
-# --------------------------------------------------------------------------------------------
-
-
-def _tau_b(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of every row of ``x`` (B x n) against ``y`` (n), NaN for a constant row.
-
-    tau-b = sum over pairs of sign(dx) sign(dy) / sqrt(pairs untied in x * pairs untied in y),
-    which is scipy.stats.kendalltau's default; done row-wise so thousands of resamples cost
-    one array operation.
-    """
-    i, j = np.triu_indices(x.shape[1], k=1)
-    sx = np.sign(x[:, j] - x[:, i])
-    sy = np.sign(y[j] - y[i])
-    num = (sx * sy).sum(axis=1)
-    den = np.sqrt(np.count_nonzero(sx, axis=1) * float(np.count_nonzero(sy)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _rho(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho (average ranks for ties) of every row of ``x`` against ``y``."""
-    rx = stats.rankdata(x, axis=1)
-    ry = stats.rankdata(y)
-    rx = rx - rx.mean(axis=1, keepdims=True)
-    ry = ry - ry.mean()
-    den = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (rx * ry).sum(axis=1) / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _rescaled_deviations(v: np.ndarray) -> np.ndarray:
-    """A step's seed deviations from its mean, scaled by sqrt(n / (n - 1)) so that the mean of
-    n of them drawn with replacement has the variance of the observed mean (s^2 / n); drawn
-    unscaled, two seeds would give half of it. One seed: zeros (no noise to draw)."""
-    if v.size < 2:
-        return np.zeros_like(v)
-    return (v - v.mean()) * math.sqrt(v.size / (v.size - 1))
-
-
-def _percentile(boot: np.ndarray, level: float) -> tuple[float, float]:
-    ok = boot[np.isfinite(boot)]
-    if ok.size == 0:
-        return (math.nan, math.nan)
-    a = (1.0 - level) / 2.0
-    lo, hi = np.quantile(ok, [a, 1.0 - a])
-    return (float(lo), float(hi))
 
 
 # --------------------------------------------------------------------------------------------
@@ -534,100 +488,3 @@ def _check_runs(runs: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
     return long[np.isfinite(top1)].reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------------------------
-# Plain values, JSON
-# --------------------------------------------------------------------------------------------
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _sort_key(v: Any) -> tuple[int, Any]:
-    return (0, v) if isinstance(v, (int, float)) and not isinstance(v, bool) else (1, str(v))
-
-
-def _num_or_none(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
-
-
-def _ci_or_none(ci: tuple[float, float]) -> list[float] | None:
-    lo, hi = ci
-    return [float(lo), float(hi)] if math.isfinite(lo) and math.isfinite(hi) else None
-
-
-def _num(v: Any, key: str) -> float:
-    if v is None:
-        return math.nan
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ValueError(f"calibration key {key!r} must be a number or null; got {type(v).__name__}")
-    return float(v)
-
-
-def _get_num(d: Mapping[str, Any], key: str, where: str = "") -> float:
-    return _num(d.get(key), where + key)
-
-
-def _get_int(d: Mapping[str, Any], key: str, where: str = "") -> int:
-    v = d.get(key)
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ValueError(f"calibration key {where + key!r} must be a non-negative integer; got {v!r:.40}")
-    return v
-
-
-def _get_str(d: Mapping[str, Any], key: str) -> str:
-    return _text(d.get(key, ""), key)
-
-
-def _text(v: Any, key: str) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"calibration key {key!r} must be text; got {type(v).__name__}")
-    return v
-
-
-def _scalar(v: Any, key: str) -> Any:
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise ValueError(f"calibration key {key!r} must hold numbers or text; got {type(v).__name__}")
-    return v
-
-
-def _get_list(d: Mapping[str, Any], key: str, each) -> list[Any]:
-    v = d.get(key)
-    if not isinstance(v, list):
-        raise ValueError(f"calibration key {key!r} must be a list; got {type(v).__name__}")
-    return [each(x, key) for x in v]
-
-
-def _get_map(d: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    v = d.get(key)
-    if not isinstance(v, Mapping):
-        raise ValueError(f"calibration key {key!r} must be an object of seed: value")
-    return v
-
-
-def _get_ci(d: Mapping[str, Any], key: str) -> tuple[float, float]:
-    v = d.get(key)
-    if v is None:
-        return (math.nan, math.nan)
-    if not isinstance(v, list) or len(v) != 2:
-        raise ValueError(f"calibration key {key!r} must be [lo, hi] or null")
-    lo, hi = _num(v[0], key), _num(v[1], key)
-    if lo > hi:
-        raise ValueError(f"calibration key {key!r} has lo {lo} above hi {hi}")
-    return (lo, hi)
-
-
-def calibration_runs(table: pd.DataFrame) -> pd.DataFrame:
-    """A calibration run's trials table as :func:`calibrate`'s ``runs``: one row per (step,
-    seed) with ``step`` (the roadmap index, found from the row's ``reference``, the step's
-    name), ``seed`` and ``top1`` (NaN unless the trial completed: a trial stopped early or
-    diverged has no finished result to rank). Rows of other designs are left out."""
-    index = {s.name: s.index for s in roadmap_steps()}
-    _require(table, ("reference", "seed", "status", "top1"), "the trials table")
-    rows = []
-    for r in table.to_dict("records"):
-        if r["reference"] not in index:
-            continue
-        top1 = float(r["top1"]) if r["status"] == "completed" else math.nan
-        rows.append({"step": index[r["reference"]], "seed": int(r["seed"]), "top1": top1})
-    return pd.DataFrame(rows, columns=["step", "seed", "top1"])

@@ -294,6 +294,8 @@ def seeds_needed(mean: float, sd: float, level: float = LEVEL, power: float = PO
 # --------------------------------------------------------------------------------------------
 
 
+# long: one pass over the variants builds their statistics and the verdict of each dimension
+# together, in the order the report reads them; split, the rows would travel back and forth.
 def paired_analysis(variants: pd.DataFrame, base: pd.DataFrame, *,
                     base_values: Mapping[str, Any] | None = None, level: float = LEVEL,
                     power: float = POWER, max_seeds: int = MAX_SEEDS,

@@ -5,10 +5,13 @@ between the proxy's top-1 and the paper's Table 10 over the completed steps.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
-from ..design.roadmap import roadmap_rows
+from ..design.complexity import complexity
+from ..design.roadmap import roadmap_rows, roadmap_steps
 from .stats import _numeric as _num
 
 
@@ -65,3 +68,33 @@ def _roadmap_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     r["paper_rank"] = done["paper_top1_pct"].rank(ascending=False, method="min").reindex(r.index)
     r["proxy_rank"] = done["proxy_top1_pct"].rank(ascending=False, method="min").reindex(r.index)
     return r, notes
+
+
+def calibration_runs(table: pd.DataFrame) -> pd.DataFrame:
+    """A calibration run's trials table as :func:`calibrate`'s ``runs``: one row per (step,
+    seed) with ``step`` (the roadmap index, found from the row's ``reference``, the step's
+    name), ``seed`` and ``top1`` (NaN unless the trial completed: a trial stopped early or
+    diverged has no finished result to rank). Rows of other designs are left out."""
+    index = {s.name: s.index for s in roadmap_steps()}
+    missing = [c for c in ("reference", "seed", "status", "top1") if c not in table.columns]
+    if missing:
+        raise ValueError(f"the trials table lacks column(s) {missing}")
+    rows = []
+    for r in table.to_dict("records"):
+        if r["reference"] not in index:
+            continue
+        top1 = float(r["top1"]) if r["status"] == "completed" else math.nan
+        rows.append({"step": index[r["reference"]], "seed": int(r["seed"]), "top1": top1})
+    return pd.DataFrame(rows, columns=["step", "seed", "top1"])
+
+
+def roadmap_reference(resolution: int = 224, num_classes: int = 1000) -> pd.DataFrame:
+    """The paper's roadmap as :func:`calibrate`'s reference: one row per step in order, with
+    ``step`` (its index 0..16), ``name``, ``paper_top1`` (Table 10, percent) and ``flops``
+    (our count of the full-size design at ``resolution`` with ``num_classes`` classes, the
+    count every other part of the tool uses; steps 00 and 01 differ only in recipe, so they
+    tie on FLOPs)."""
+    rows = [{"step": s.index, "name": s.name, "paper_top1": s.paper_top1,
+             "flops": complexity(s.arch, resolution, num_classes).flops}
+            for s in roadmap_steps()]
+    return pd.DataFrame(rows, columns=["step", "name", "paper_top1", "flops"])

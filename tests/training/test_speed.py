@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from nas_convnext.analysis import speed as asp
 from nas_convnext.design.arch import from_fields, presets
 from nas_convnext.training import speed as sp
 
@@ -252,34 +253,34 @@ def rows(times, device="cpu: X, 1 thread", column="latency_ms"):
 
 
 def test_rank_agreement_of_flops_and_time():
-    same = sp.rank_agreement_flops_time(rows([1, 2, 3, 4, 5, 6]), n_boot=200)
+    same = asp.rank_agreement_flops_time(rows([1, 2, 3, 4, 5, 6]), n_boot=200)
     a = same.agreement
     assert (a.n, a.tau, a.rho) == (6, pytest.approx(1), pytest.approx(1))
     # Every resample of a perfect ordering is perfectly ordered: the interval is the point.
     assert same.tau_ci == (pytest.approx(1), pytest.approx(1))
     assert same.device == "cpu: X, 1 thread" and same.time == "latency_ms"
-    noisy = sp.rank_agreement_flops_time(rows([1, 3, 2, 5, 4, 7, 6, 9, 8, 10, 12, 11]), n_boot=200)
+    noisy = asp.rank_agreement_flops_time(rows([1, 3, 2, 5, 4, 7, 6, 9, 8, 10, 12, 11]), n_boot=200)
     assert -1 <= noisy.tau_ci[0] < noisy.agreement.tau < noisy.tau_ci[1] <= 1 + 1e-12
     assert noisy.rho_ci[0] < noisy.agreement.rho < noisy.rho_ci[1] and noisy.level == 0.95
-    reverse = sp.rank_agreement_flops_time(rows([6, 5, 4, 3, 2, 1]), n_boot=200).agreement
+    reverse = asp.rank_agreement_flops_time(rows([6, 5, 4, 3, 2, 1]), n_boot=200).agreement
     assert reverse.tau == pytest.approx(-1) and reverse.rho == pytest.approx(-1)
-    one_swap = sp.rank_agreement_flops_time(rows([1, 3, 2, 4]), n_boot=200).agreement
+    one_swap = asp.rank_agreement_flops_time(rows([1, 3, 2, 4]), n_boot=200).agreement
     assert one_swap.tau == pytest.approx(4 / 6)  # 5 concordant pairs, 1 discordant, of 6
     # Throughput is a rate: more images per second is less time, so the ordering flips.
-    rate = sp.rank_agreement_flops_time(rows([60, 50, 40, 30, 20], column="throughput"),
+    rate = asp.rank_agreement_flops_time(rows([60, 50, 40, 30, 20], column="throughput"),
                                         by="throughput", n_boot=200)
     assert rate.agreement.tau == pytest.approx(1) and rate.time == "throughput"
     # Rows without a time are left out.
     gaps = rows([1, 2, math.nan, 3, 4])
-    assert sp.rank_agreement_flops_time(gaps, n_boot=200).agreement.n == 4
+    assert asp.rank_agreement_flops_time(gaps, n_boot=200).agreement.n == 4
 
 
 def test_rank_agreement_compares_one_device_only():
     mixed = rows([1, 2, 3, 4]) + rows([4, 3, 2, 1], device="cuda: Y")
     with pytest.raises(ValueError, match="2 devices"):
-        sp.rank_agreement_flops_time(mixed)
-    gpu = sp.rank_agreement_flops_time(mixed, device="cuda: Y", n_boot=200)
+        asp.rank_agreement_flops_time(mixed)
+    gpu = asp.rank_agreement_flops_time(mixed, device="cuda: Y", n_boot=200)
     assert gpu.agreement.n == 4 and gpu.agreement.tau == pytest.approx(-1)
     assert gpu.device == "cuda: Y"
     with pytest.raises(ValueError, match="by 'speed'"):
-        sp.rank_agreement_flops_time(mixed, by="speed")
+        asp.rank_agreement_flops_time(mixed, by="speed")

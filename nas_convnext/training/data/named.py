@@ -170,6 +170,8 @@ def remote_files(name: str) -> tuple[RemoteFile, ...]:
     return _REMOTE[name]
 
 
+# long: the lookup order reads top to bottom as the README states it (--data-dir, cache,
+# Debian, download, embedded subset); split, that order would be spread over several functions.
 def resolve_dataset(
     name: str,
     data_dir: str | Path | None = None,

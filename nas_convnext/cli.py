@@ -447,6 +447,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 # ----- ablate -----
 #: Seeds every design of an ablation is trained with, unless --seeds says otherwise.
 ABLATE_SEEDS = 3
+#: The most seeds an ablation takes: past it, "seeds needed" is not reported either
+#: (analysis.paired.MAX_SEEDS).
+ABLATE_MAX_SEEDS = 1000
 #: The FLOP budget of an ablation unless --budget says otherwise (the search's usual one).
 ABLATE_BUDGET = "4.5GFLOPs"
 
@@ -467,11 +470,22 @@ def ablation_plan(design: str, overrides: Sequence[str], space_name: str,
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
         raise ValueError(f"--seeds {seeds}: a paired interval needs at least 2 seeds (one "
                          "seed has no spread); the default is 3")
+    if seeds > ABLATE_MAX_SEEDS:
+        raise ValueError(f"--seeds {seeds}: at most {ABLATE_MAX_SEEDS} (every design is trained "
+                         f"with each seed)")
     if seed + seeds - 1 > SEED_MAX:
         raise ValueError(f"--seed {seed} with --seeds {seeds}: the last seed would pass "
                          f"{SEED_MAX}; choose a smaller --seed")
     base = load_design(design, list(overrides))
     space = load_space(space_name)
+    if budget is not None and complexity(base).flops > budget:
+        from .design.complexity import fit_width
+
+        try:  # a base over the budget is narrowed; one that cannot be is the budget's fault
+            fit_width(base, budget)
+        except ValueError as exc:
+            raise ValueError(f"--budget {budget:g} FLOPs ({budget / 1e9:.3f} GFLOPs): "
+                             f"{exc}") from None
     plan = plan_variants(base, space, budget)
     if len(plan.variants) < 2:
         raise ValueError(f"space {space.name!r} gives no variant of {design} to compare: "
@@ -495,8 +509,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
                                 ("--budget", args.budget is not None),
                                 ("--seeds", args.seeds is not None)) if v]
         if given:
-            raise ValueError(f"--resume takes the ablation's settings from its run.json; "
-                             f"drop {', '.join(given)}")
+            raise ValueError(f"--resume {args.resume}: an ablation resumes with the settings "
+                             f"of its run.json; drop {', '.join(given)}")
         from pathlib import Path
 
         from .results import read_run_json
@@ -745,7 +759,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"override fields of the base ({', '.join(FIELD_NAMES)}) (default: none)")
     s.add_argument("--space", default="convnext", help="the space whose dimensions are varied, one at a time: a shipped space name (convnext, small) or a YAML file; it must hold the base's values (default: %(default)s)")
     s.add_argument("--budget", type=_budget, default=None, help=f"FLOP ceiling: a base above it is narrowed, a variant above it skipped, e.g. 4.5GFLOPs (default: {ABLATE_BUDGET})")
-    s.add_argument("--seeds", type=int, default=None,
+    s.add_argument("--seeds", type=_ablate_seeds, default=None,
                    help=f"seeds every design is trained with, at least 2: --seed, --seed + 1, ... (default: {ABLATE_SEEDS})")
     _training_options(s)
     for action in s._actions:
@@ -780,6 +794,21 @@ def _int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
         return v
     return parse
+
+
+def _ablate_seeds(text: str) -> int:
+    """--seeds of an ablation: 2 (one seed has no interval) to ABLATE_MAX_SEEDS."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: a paired interval needs at least 2 seeds "
+                                         "(one seed has no spread); the default is 3")
+    if v > ABLATE_MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {ABLATE_MAX_SEEDS} (every design "
+                                         "is trained with each seed)")
+    return v
 
 
 _positive_int = _int_at_least(1)

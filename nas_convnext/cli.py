@@ -17,6 +17,7 @@ from .design.complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_
 from .results import one_line, text_table
 from .run_end import (  # noqa: F401
     ABLATE_BUDGET,
+    ABLATE_MAX_SEEDS,
     ABLATE_SEEDS,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
@@ -290,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"override fields of the base ({', '.join(FIELD_NAMES)}) (default: none)")
     s.add_argument("--space", default="convnext", help="the space whose dimensions are varied, one at a time: a shipped space name (convnext, small) or a YAML file; it must hold the base's values (default: %(default)s)")
     s.add_argument("--budget", type=_budget, default=None, help=f"FLOP ceiling: a base above it is narrowed, a variant above it skipped, e.g. 4.5GFLOPs (default: {ABLATE_BUDGET})")
-    s.add_argument("--seeds", type=int, default=None,
+    s.add_argument("--seeds", type=_ablate_seeds, default=None,
                    help=f"seeds every design is trained with, at least 2: --seed, --seed + 1, ... (default: {ABLATE_SEEDS})")
     _training_options(s)
     for action in s._actions:
@@ -325,6 +326,21 @@ def _int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
         return v
     return parse
+
+
+def _ablate_seeds(text: str) -> int:
+    """--seeds of an ablation: 2 (one seed has no interval) to ABLATE_MAX_SEEDS."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: a paired interval needs at least 2 seeds "
+                                         "(one seed has no spread); the default is 3")
+    if v > ABLATE_MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {ABLATE_MAX_SEEDS} (every design "
+                                         "is trained with each seed)")
+    return v
 
 
 _positive_int = _int_at_least(1)

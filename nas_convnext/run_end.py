@@ -9,6 +9,7 @@ import sys
 from typing import Any, Sequence
 
 from .design.arch import load_design
+from .design.complexity import complexity
 from .results import one_line
 
 # ----- ablate -----
@@ -16,6 +17,9 @@ from .results import one_line
 ABLATE_SEEDS = 3
 #: The FLOP budget of an ablation unless --budget says otherwise (the search's usual one).
 ABLATE_BUDGET = "4.5GFLOPs"
+#: The most seeds an ablation takes: past it, "seeds needed" is not reported either
+#: (analysis.paired.MAX_SEEDS).
+ABLATE_MAX_SEEDS = 1000
 SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
 
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
@@ -105,11 +109,22 @@ def ablation_plan(design: str, overrides: Sequence[str], space_name: str,
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
         raise ValueError(f"--seeds {seeds}: a paired interval needs at least 2 seeds (one "
                          "seed has no spread); the default is 3")
+    if seeds > ABLATE_MAX_SEEDS:
+        raise ValueError(f"--seeds {seeds}: at most {ABLATE_MAX_SEEDS} (every design is trained "
+                         f"with each seed)")
     if seed + seeds - 1 > SEED_MAX:
         raise ValueError(f"--seed {seed} with --seeds {seeds}: the last seed would pass "
                          f"{SEED_MAX}; choose a smaller --seed")
     base = load_design(design, list(overrides))
     space = load_space(space_name)
+    if budget is not None and complexity(base).flops > budget:
+        from .design.complexity import fit_width
+
+        try:  # a base over the budget is narrowed; one that cannot be is the budget's fault
+            fit_width(base, budget)
+        except ValueError as exc:
+            raise ValueError(f"--budget {budget:g} FLOPs ({budget / 1e9:.3f} GFLOPs): "
+                             f"{exc}") from None
     plan = plan_variants(base, space, budget)
     if len(plan.variants) < 2:
         raise ValueError(f"space {space.name!r} gives no variant of {design} to compare: "

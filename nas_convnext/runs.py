@@ -63,6 +63,7 @@ def cmd_calibrate(args: Any) -> int:
 
 def cmd_ablate(args: Any) -> int:
     """Train a design and its one-change variants with the same seeds; paired verdicts."""
+    import time
 
     from .search.config import SearchConfig
     from .search.run import run_search
@@ -73,8 +74,8 @@ def cmd_ablate(args: Any) -> int:
                                 ("--budget", args.budget is not None),
                                 ("--seeds", args.seeds is not None)) if v]
         if given:
-            raise ValueError(f"--resume takes the ablation's settings from its run.json; "
-                             f"drop {', '.join(given)}")
+            raise ValueError(f"--resume {args.resume}: an ablation resumes with the settings "
+                             f"of its run.json; drop {', '.join(given)}")
         from pathlib import Path
 
         from .results import read_run_json

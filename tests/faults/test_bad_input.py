@@ -302,6 +302,8 @@ def _base_argv(command: str, results: str, run: str) -> list[str]:
                           "--results-dir", results],
             "search": ["search", "--budget", "4.5G", "--space", "small", "--proxy", "cpu-tiny", "--dataset", "synthetic",
                        "--name", "ok", "--results-dir", results],
+            "ablate": ["ablate", "convnext_t", "depths=2,2,6,2", "--space", "small", "--proxy",
+                       "cpu-tiny", "--dataset", "synthetic", "--results-dir", results],
             "analyze": ["analyze", run]}[command]
 
 
@@ -358,7 +360,7 @@ def _report(seen, name):
 def _arrivals() -> dict[tuple[str, str], tuple]:
     """(command, option): (what reached the stub or the output, what it must equal)."""
     out: dict[tuple[str, str], tuple] = {}
-    commands = ("search", "roadmap", "calibrate")
+    commands = ("search", "roadmap", "calibrate", "ablate")
     options = {c: {o for c_, o in VALUE_OPTIONS if c_ == c} for c in commands}
     for command in commands:
         for option, (field, expected) in SEARCH_FIELDS.items():
@@ -392,6 +394,9 @@ NOT_AT_THE_STUB = {
     ("calibrate", "--resume"): "needs a real run folder; tests/search/test_calibrate_cli.py",
     ("calibrate", "--seeds"): "not a setting of the search (run.json's seeds); "
                               "tests/search/test_fixed_trials.py and test_calibrate_cli.py",
+    ("ablate", "--resume"): "needs a real run folder; tests/search/test_ablation_run.py",
+    ("ablate", "--seeds"): "not a setting of the search (run.json's ablation.seeds); "
+                           "tests/search/test_ablate_input.py and test_ablation_run.py",
     ("search", "--calibration"): "must name a calibration run; tests/report/test_fidelity.py",
     ("analyze", "--calibration"): "must name a calibration run; tests/report/test_fidelity.py",
 }
@@ -405,7 +410,7 @@ def test_every_value_option_is_checked_on_arrival():
 
 def test_every_value_option_is_swept():
     assert {c for c, _ in VALUE_OPTIONS} == {"flops", "space", "train", "roadmap", "search",
-                                             "analyze", "calibrate"}
+                                             "analyze", "calibrate", "ablate"}
     assert len(VALUE_OPTIONS) >= 40 and ("search", "--address") in VALUE_OPTIONS
 
 

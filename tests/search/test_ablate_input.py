@@ -22,9 +22,12 @@ def widths_space(tmp_path_factory):
     (["nope"], "design 'nope' is neither a preset"),
     (["--space", "small"], "space 'small' has no depths=3,3,9,3"),
     (["resnet50", "--space", "small"], "space 'small' has no stem=resnet"),
-    (["--seeds", "1"], "--seeds 1: a paired interval needs at least 2 seeds"),
-    (["convnext_t", "depths=2,2,6,2", "--space", "small", "--seeds", "0"], "--seeds 0"),
-    (["--seeds", "two"], "invalid int value"),
+    (["--seeds", "1"], "--seeds: '1': a paired interval needs at least 2 seeds"),
+    (["convnext_t", "depths=2,2,6,2", "--space", "small", "--seeds", "0"], "--seeds: '0'"),
+    (["--seeds", "-0"], "--seeds: '-0'"),
+    (["--seeds", "two"], "'two' is not an integer"),
+    (["--seeds", str(10**30)], "at most 1000"),
+    (["--budget", "1"], "--budget 1 FLOPs (0.000 GFLOPs): even the narrowest width"),
     (["--seed", str(2**32 - 2), "--seeds", "3"], "the last seed would pass"),
     (["--budget", "3.1GFLOPs", "--space", "{widths}", "convnext_t", "depths=2,2,6,2"],
      "gives no variant of convnext_t to compare: every change was skipped (width=128: over"),
@@ -63,3 +66,8 @@ def test_resuming_a_run_that_is_not_an_ablation_says_how(capsys, tmp_path):
            f"--resume {run}" in err and len(err.strip().splitlines()) == 1
     assert (run / "run.json").read_bytes() == before and sorted(p.name for p in run.iterdir()) \
         == ["run.json"]
+
+
+def test_the_plan_refuses_one_seed_from_python_too():
+    with pytest.raises(ValueError, match="--seeds 1: a paired interval needs at least 2"):
+        ablation_plan("convnext_t", [], "convnext", None, 1, 0)

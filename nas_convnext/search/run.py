@@ -299,6 +299,13 @@ def check_replay(cfg: SearchConfig, kind: str, space: DesignSpace, proxy: Proxy,
 
     if kind != "search":
         raise ValueError("--replay replays a search; the roadmap trains its own steps")
+    try:
+        is_file = bool(cfg.replay.strip()) and Path(cfg.replay).is_file()
+    except (OSError, ValueError):   # a name the system refuses (a NUL byte, too long)
+        is_file = False
+    if not is_file:
+        raise ValueError(f"--replay {cfg.replay!r}: not a file: give a replay table (parquet), "
+                         "e.g. bench/tables/fmnist-cpu.parquet")
     if cfg.fit_width:
         raise ValueError("--replay cannot fit widths (narrowed designs are not in a replay "
                          "table): leave out --fit-width")

@@ -116,7 +116,7 @@ SEARCH_FIELDS = {  # option: (SearchConfig field, what the accepted value must a
     "--name": ("name", _text), "--seed": ("seed", int), "--dataset": ("dataset", _text),
     "--data-dir": ("data_dir", _text), "--address": ("address", _text),
     "--storage-path": ("storage_path", _text), "--results-dir": ("results_dir", _text),
-    "--space": ("space", _text),
+    "--space": ("space", _text), "--replay": ("replay", _text),
 }
 SEARCH_OPTIONS = ["--budget", "--trials", "--sampler", "--scheduler", "--proxy", "--epochs",
                   "--concurrency", "--cpus-per-trial", "--gpus-per-trial", "--time-budget",

@@ -48,7 +48,12 @@ def cmd_calibrate(args: Any) -> int:
         cfg = SearchConfig(budget=None, address=args.address)
         out = run_search(cfg, resume_dir=args.resume)
     else:
+        from .training.trial import DATASET_CHOICES
+
         get_proxy(args.proxy, epochs=args.epochs)  # named in the run's name: check it first
+        if args.dataset not in DATASET_CHOICES:  # so is the dataset
+            raise ValueError(f"--dataset {args.dataset!r}: expected one of "
+                             f"{', '.join(DATASET_CHOICES)}")
         name = (args.name if args.name is not None  # an empty --name is refused, as by search
                 else f"{time.strftime('%Y%m%d-%H%M%S')}-calibration-{args.proxy}-{args.dataset}")
         cfg = SearchConfig(budget=None, trials=0, scheduler="none", proxy=args.proxy,

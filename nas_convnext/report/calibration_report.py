@@ -231,7 +231,8 @@ def find_calibration(results_dir: str | Path, proxy: str | None,
 def calibrate_command(proxy: str | None, dataset: str | None) -> str:
     """The command that calibrates `proxy` on `dataset`, and what it costs, for a warning."""
     minutes = EXPECTED_MINUTES.get(str(proxy))
-    cost = f" (about {minutes} minutes on 2 cores)" if minutes else ""
+    cost = (f" (about {minutes} minute{'' if minutes == 1 else 's'} on 2 cores)" if minutes
+            else "")
     return f"nas-convnext calibrate --proxy {proxy} --dataset {dataset} --seeds 2{cost}"
 
 

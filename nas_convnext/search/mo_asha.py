@@ -311,11 +311,12 @@ def _make_scheduler_class():
                 json.dump(self.core.to_state(), fh)
 
         def restore(self, checkpoint_path: str) -> None:
-            with open(checkpoint_path) as fh:
-                try:
-                    state = json.load(fh)
-                except json.JSONDecodeError:
-                    raise ValueError(f"{checkpoint_path} is not a saved MO-ASHA state") from None
+            from ..userfile import FileRefused, load_file
+
+            try:  # the one bounded reader of JSON files
+                state = load_file(checkpoint_path, "json")
+            except (FileRefused, ValueError):
+                raise ValueError(f"{checkpoint_path} is not a saved MO-ASHA state") from None
             self.core.load_state(state, checkpoint_path)
 
     return MOASHAScheduler

@@ -356,6 +356,92 @@ def _train_with_progress(train_trial, arch, proxy, data, seed: int, threads: int
         return train_trial(arch, proxy, data, seed, report=report, threads=threads)
 
 
+# ----- speed -----
+def cmd_speed(args: argparse.Namespace) -> int:
+    """Measure one design's full-size speed (or the roadmap's) on this machine."""
+    from .training.speed import SPREAD, rank_agreement_flops_time
+    from .training.speed_table import roadmap_designs, speed_rows
+
+    if args.roadmap == bool(args.design):
+        raise ValueError("say what to measure: a DESIGN (a preset or a design file, with "
+                         "key=value overrides) or --roadmap, not both")
+    if args.larger and not args.roadmap:
+        raise ValueError("--larger adds ConvNeXt-S and -B to --roadmap; give --roadmap too")
+    if args.roadmap:
+        if args.overrides:
+            raise ValueError(f"--roadmap measures the paper's designs as they are; drop the "
+                             f"overrides {' '.join(args.overrides)}")
+        designs = roadmap_designs(larger=args.larger)
+    else:
+        designs = [(args.design, load_design(args.design, args.overrides))]
+    options = {"batch": args.batch, "resolution": args.resolution, "device": args.device,
+               "threads": args.threads, "refresh": args.refresh, "budget_s": args.seconds}
+
+    def shown(name: str, s) -> None:
+        if len(designs) > 1 and not args.json:
+            print(f"  {name}: {_speed_text(s)}", file=sys.stderr, flush=True)
+
+    rows = speed_rows(designs, progress=shown, **options)
+    agreement = {}
+    if args.roadmap:
+        for by in ("latency", "throughput"):
+            if by == "throughput" and args.batch is None:
+                continue
+            agreement[by] = rank_agreement_flops_time(rows, by=by, seed=0)
+    if args.json:
+        from .results import plain
+
+        if args.roadmap:
+            out: Any = {"rows": rows, "agreement": {
+                by: {"time": a.time, "device": a.device, "n": a.agreement.n,
+                     "tau": a.agreement.tau, "tau_p": a.agreement.tau_p, "tau_ci": a.tau_ci,
+                     "rho": a.agreement.rho, "rho_p": a.agreement.rho_p, "rho_ci": a.rho_ci,
+                     "level": a.level} for by, a in agreement.items()}}
+        else:
+            out = {"design": args.design, **designs[0][1].to_dict(), **rows[0]}
+        print(json.dumps(plain(out), indent=2))
+        return 0
+    r0 = rows[0]
+    what = (f"batch-1 latency and throughput at batch {args.batch}" if args.batch is not None
+            else "batch-1 latency only")
+    print(f"device  {r0['speed_device']}, {r0['dtype']}, {r0['resolution']}x{r0['resolution']}, "
+          f"{what}; median ± {SPREAD} (n timed calls)")
+    if not args.roadmap:
+        print(f"design  {args.design}: {r0['gflops']:.3f} GFLOPs, {r0['params'] / 1e6:.2f}M "
+              f"params")
+        print(f"latency {r0['latency_ms']:.2f} ± {r0['latency_ms_spread']:.2f} ms "
+              f"(n={r0['repeats']})")
+        if args.batch is not None:
+            print(f"speed   {r0['throughput']:.1f} ± {r0['throughput_spread']:.1f} images/s at "
+                  f"batch {args.batch} (n={r0['throughput_repeats']})")
+        print(_convention() + ".")
+        return 0
+    table = []
+    for r in rows:
+        thr = ("-" if args.batch is None else
+               f"{r['throughput']:.1f} ± {r['throughput_spread']:.1f}")
+        table.append([r["name"], f"{r['gflops']:.3f}",
+                      f"{r['latency_ms']:.1f} ± {r['latency_ms_spread']:.1f}", thr,
+                      f"{r['latency_ms'] / r['gflops']:.2f}"])
+    print(_table(table, ["design", "GFLOPs", "latency ms", "images/s", "ms/GFLOP"]))
+    for by, a in agreement.items():
+        g = a.agreement
+        print(f"\nFLOPs vs {'batch-1 latency' if by == 'latency' else 'time per image at batch ' + str(args.batch)} "
+              f"over {g.n} designs: Kendall tau {g.tau:+.3f} "
+              f"[{a.tau_ci[0]:+.2f}, {a.tau_ci[1]:+.2f}] (p={g.tau_p:.3g}), Spearman rho "
+              f"{g.rho:+.3f} [{a.rho_ci[0]:+.2f}, {a.rho_ci[1]:+.2f}] (p={g.rho_p:.3g}); "
+              f"{a.level:.0%} paired bootstrap intervals")
+    print(f"\n{_convention()}. Steps 0 and 16 have ResNet-50's and ConvNeXt-T's fields, so "
+          "they are measured once (cached).")
+    return 0
+
+
+def _speed_text(s) -> str:
+    thr = ("" if s.throughput is None else
+           f", {s.throughput:.1f} ± {s.throughput_spread:.1f} images/s at batch {s.batch}")
+    return f"{s.latency_ms:.1f} ± {s.latency_ms_spread:.1f} ms{thr}"
+
+
 # ----- analyze -----
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Write a run's report (figures, tables, verdict) and print a short summary."""
@@ -500,6 +586,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
     s.set_defaults(func=cmd_search)
 
+    s = sub.add_parser("speed", help="measure a full-size design's latency and throughput on this "
+                       "machine, beside its FLOPs (or the roadmap's, with --roadmap)")
+    s.add_argument("design", nargs="?", default=None, help="a preset name (see presets) or a YAML/JSON file of design fields (or --roadmap)")
+    s.add_argument("overrides", nargs="*", metavar="key=value",
+                   help=f"override fields ({', '.join(FIELD_NAMES)}) (default: none)")
+    s.add_argument("--roadmap", action="store_true", help="measure the paper's 17 roadmap steps, ConvNeXt-T and ResNet-50, and the rank agreement between FLOPs and time")
+    s.add_argument("--larger", action="store_true", help="with --roadmap: also ConvNeXt-S and -B (default: not)")
+    s.add_argument("--batch", type=_batch, default=64, help="images per call for the throughput figure, or none for batch-1 latency only (default: %(default)s)")
+    s.add_argument("--threads", type=_positive_int, default=None, help="CPU threads while measuring (default: torch's choice); part of the device key")
+    s.add_argument("--resolution", type=_positive_int, default=224, help="input image side in pixels (default: %(default)s)")
+    s.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available, else the CPU)")
+    s.add_argument("--seconds", type=_positive_float, default=2.0, help="time each figure for at least this long, after one warm-up call and at least 3 timed calls (default: %(default)s)")
+    s.add_argument("--refresh", action="store_true", help="measure again even if this machine's figures are cached (default: use the cache)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
+    s.set_defaults(func=cmd_speed)
+
     s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
                        "trade-offs (Markdown, HTML, CSV, JSON, PNG)")
     s.add_argument("run_dir", metavar="RUN_DIR", help="a run folder holding trials.parquet, e.g. results/NAME")
@@ -529,6 +631,13 @@ def _int_at_least(low: int):
 _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
 SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
+
+
+def _batch(text: str) -> int | None:
+    """A throughput batch: a positive integer, or none (latency only)."""
+    if text.strip().lower() == "none":
+        return None
+    return _positive_int(text)
 
 
 def _seed(text: str) -> int:

@@ -431,8 +431,8 @@ def cmd_speed(args: argparse.Namespace) -> int:
               f"[{a.tau_ci[0]:+.2f}, {a.tau_ci[1]:+.2f}] (p={g.tau_p:.3g}), Spearman rho "
               f"{g.rho:+.3f} [{a.rho_ci[0]:+.2f}, {a.rho_ci[1]:+.2f}] (p={g.rho_p:.3g}); "
               f"{a.level:.0%} paired bootstrap intervals")
-    print(f"\n{_convention()}. Steps 0 and 16 have ResNet-50's and ConvNeXt-T's fields, so "
-          "they are measured once (cached).")
+    print(f"\n{_convention()}. Steps 0, 1 (a recipe change) and ResNet-50 are one network, "
+          "step 16 and ConvNeXt-T another: each is measured once.")
     return 0
 
 
@@ -478,7 +478,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         concurrency=args.concurrency, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
         address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
-        fit_width=args.fit_width)
+        fit_width=args.fit_width, objective=args.objective,
+        latency_budget_ms=args.latency_budget, throughput_min=args.throughput_min,
+        speed_batch=args.speed_batch, measure_speed=args.measure_speed)
     out = run_search(cfg, resume_dir=args.resume)
     return _finish_search(out)
 
@@ -583,6 +585,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder, e.g. shared storage on a cluster (default: the run folder)")
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=True,
                    help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on)")
+    s.add_argument("--objective", choices=("flops", "latency", "throughput"), default="flops",
+                   help="the second objective beside proxy top-1: the full-size design's FLOPs, or its batch-1 latency or throughput measured where its trial runs (default: %(default)s)")
+    s.add_argument("--latency-budget", type=_latency, default=None, metavar="TIME",
+                   help="the most a batch-1 forward of the full-size design may take, e.g. 30ms or 0.03s: slower designs are measured but not trained, and count as infeasible (default: no limit)")
+    s.add_argument("--throughput-min", type=_throughput, default=None, metavar="RATE",
+                   help="the fewest images per second the full-size design must process, e.g. 200/s: slower designs are not trained, and count as infeasible (default: no floor)")
+    s.add_argument("--speed-batch", type=_positive_int, default=None, metavar="N",
+                   help="images per call for the throughput figure (default: 64 on a GPU; on a CPU 8 when throughput is the objective or a limit, else latency only)")
+    s.add_argument("--measure-speed", action="store_true",
+                   help="measure every design's speed even when the objective is FLOPs and no speed limit is set, so the report shows the time front (default: off)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
     s.set_defaults(func=cmd_search)
 
@@ -694,6 +706,24 @@ def _float(text: str) -> float:
     if not math.isfinite(v):
         raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
     return v
+
+
+def _latency(text: str) -> float:
+    from .training.speed import parse_latency_ms
+
+    try:
+        return parse_latency_ms(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _throughput(text: str) -> float:
+    from .training.speed import parse_throughput
+
+    try:
+        return parse_throughput(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _budget(text: str) -> float:

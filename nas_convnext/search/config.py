@@ -45,13 +45,32 @@ class SearchConfig:
     storage_path: str | None = None
     results_dir: str = str(RESULTS_DIR)
     fit_width: bool = True
+    objective: str = "flops"           # the second objective: flops, latency or throughput
+    latency_budget_ms: float | None = None   # hard limit on batch-1 latency
+    throughput_min: float | None = None      # hard floor on throughput (images/s)
+    speed_batch: int | None = None     # throughput batch; None: see search.objective
+    measure_speed: bool = False        # measure speed even when nothing above needs it
 
     def __post_init__(self) -> None:
         for name, check in _CHECKS.items():
             check(getattr(self, name))
+        self.speed_objective()  # the speed settings' own rules
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def speed_objective(self):
+        """The second objective and speed constraints (`search.objective.Objective`)."""
+        from .objective import Objective
+
+        return Objective(self.objective, self.latency_budget_ms, self.throughput_min,
+                         self.speed_batch, self.measure_speed)
+
+
+#: Settings added after the first runs were written: a run.json without them takes these
+#: defaults (the run was made before they existed, so it used exactly these).
+ADDED_LATER = {"objective": "flops", "latency_budget_ms": None, "throughput_min": None,
+               "speed_batch": None, "measure_speed": False}
 
 
 # Ray counts resources in steps of 0.0001 (`ray_constants.MIN_RESOURCE_GRANULARITY`): a
@@ -104,6 +123,12 @@ def _check_optional_positive_int(option: str) -> Callable[[Any], None]:
     return check
 
 
+def _check_optional_positive_number(option: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not (math.isfinite(value) and value > 0)):
+        raise ValueError(f"{option} {value!r}: expected a positive number")
+
+
 def _check_budget(value: float | None) -> None:
     if value is None:  # the roadmap replay: run_search refuses it for a search
         return
@@ -153,6 +178,10 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "address": _check_address,
     "space": _no_check, "proxy": _no_check, "dataset": _no_check, "data_dir": _no_check,
     "storage_path": _no_check, "results_dir": _no_check, "fit_width": _no_check,
+    "objective": _check_in("--objective", ("flops", "latency", "throughput")),
+    "latency_budget_ms": lambda v: _check_optional_positive_number("--latency-budget", v),
+    "throughput_min": lambda v: _check_optional_positive_number("--throughput-min", v),
+    "speed_batch": _check_optional_positive_int("--speed-batch"), "measure_speed": _no_check,
 }
 
 
@@ -178,6 +207,7 @@ def config_from_run_json(path: Path, raw: dict[str, Any],
     field when one is missing, unknown, of the wrong type or against its rule."""
     hints = typing.get_type_hints(SearchConfig)
     fix = "restore the file from a copy or start a new run"
+    raw = {**{k: v for k, v in ADDED_LATER.items() if k not in raw}, **raw}
     unknown = sorted(str(k) for k in raw if k not in hints)
     if unknown:
         raise ValueError(f"{path}: field 'config' has key(s) {unknown} that are not settings "

@@ -15,6 +15,7 @@ from ..results import (
     RUN_JSON,
 )
 from .config import SearchConfig
+from .outcome import told_from_row
 from .searcher import Candidate, Queued, unfinished_proposals
 
 
@@ -88,8 +89,7 @@ def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate]
     designs an interrupted run had chosen but not finished), the outcome of every design with
     a row, by `Arch.key`, and how many searched designs count as proposed already.
     """
-    done = {Arch.from_row(r).key(): {"status": r["status"], "top1": r["top1"],
-                                     "flops": r["flops"]} for r in rows}
+    done = {Arch.from_row(r).key(): told_from_row(r) for r in rows}
     done_refs = {r["reference"] for r in rows if r["reference"]}
     pending = [Queued(c) for c in refs if c.reference not in done_refs]
     unfinished = unfinished_proposals(study, done)

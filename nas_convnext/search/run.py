@@ -271,7 +271,7 @@ def _train(plan: _Plan, rows: list[dict[str, Any]], on_start: Callable[[Path], N
     """Open the study, work out what is left to train and hand it to Ray Tune."""
     faults.at(plan.fault, "study")
     with signals.deferred():
-        study = open_study(plan.run_dir, plan.sampler)
+        study = open_study(plan.run_dir, plan.sampler, plan.cfg.speed_objective())
     pending, done, proposed = work_left(study, rows, list(plan.fixed))
     if on_start is not None:
         on_start(plan.run_dir)

@@ -37,10 +37,14 @@ def speed_rows(designs: Iterable[tuple[str, Arch]], *,
     options go to `cached_speed` (batch, resolution, device, dtype, threads, cache_dir,
     refresh, budget_s, ...); `measure` replaces it (tests). `progress` is called with each
     design's name and Speed as soon as it is measured (a long table shows its rows as it goes).
+    Designs with the same fields under two names (roadmap step 0 and `resnet50`) share one
+    measurement.
     """
     rows = []
+    seen: dict[str, Speed] = {}  # one design under two names is measured once, even on refresh
     for name, arch in designs:
-        speed = (measure or cached_speed)(arch, **options)
+        speed = seen.get(arch.key()) or (measure or cached_speed)(arch, **options)
+        seen[arch.key()] = speed
         c = complexity(arch)
         rows.append({"name": name, "flops": c.flops, "params": c.params,
                      "gflops": c.flops / 1e9, **speed.to_row(), "batch": speed.batch,

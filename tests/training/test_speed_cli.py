@@ -100,6 +100,11 @@ def test_roadmap_measures_the_17_steps_and_both_references(capsys, fake):
     assert len(names) == 19 and names[-2:] == ["convnext_t", "resnet50"]
     assert names[0] == "roadmap/00-resnet50" and names[16].startswith("roadmap/16-")
     assert all(kw["batch"] == 8 for _, kw in f.asked)
+    # Steps 0 and 1 (a new recipe, the same network) and ResNet-50 are one design, step 16 and
+    # ConvNeXt-T another: 19 names, 16 designs, each measured once.
+    assert len(f.asked) == 16
+    rows = {r["name"]: r for r in d["rows"]}
+    assert rows["convnext_t"]["latency_ms"] == rows["roadmap/16-separate-downsampling"]["latency_ms"]
     # Time proportional to FLOPs: the orderings agree perfectly (ties aside: steps 0/16 and
     # the two references are the same designs, tied on both).
     lat = d["agreement"]["latency"]

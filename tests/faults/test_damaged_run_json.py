@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 import nas_convnext.search.raytune as raytune_module
 from nas_convnext.cli import main
 from nas_convnext.search import SearchConfig
+from nas_convnext.search.config import ADDED_LATER
 
 SWEEP = settings(max_examples=int(os.environ.get("FAULT_SWEEP_EXAMPLES", "150")), deadline=None,
                  suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -129,7 +130,8 @@ def _resume(run_dir: Path, capsys) -> tuple[int | None, str]:
 def _check(run_dir: Path, field: str, value, code, err: str, seen, before) -> None:
     if code is None:  # accepted: the value arrives as it is in the file
         assert field in FIELDS, f"run.json with damaged {field!r} was accepted"
-        assert getattr(seen[-1], field) == value, (field, value, seen[-1])
+        expected = ADDED_LATER[field] if value is MISSING else value
+        assert getattr(seen[-1], field) == expected, (field, value, seen[-1])
         return
     lines = err.strip().splitlines()
     assert code == 2 and "Traceback" not in err, err
@@ -149,6 +151,8 @@ def test_a_damaged_run_json_field(tmp_path, capsys, stop_at_ray, where, value, f
     code, err = _resume(run_dir, capsys)
     if value is None and field in FIELDS and _allows_none(field):
         assert code is None, err  # null is a valid value of an optional setting
+    elif value is MISSING and where[0] == "config" and field in ADDED_LATER:
+        assert code is None, err  # a run from before the setting existed: its default
     elif value is MISSING or where[0] != "config" or field not in FIELDS:
         assert code == 2, err
     _check(run_dir, field, value, code, err, stop_at_ray, before)

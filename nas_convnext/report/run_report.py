@@ -53,6 +53,8 @@ from .document import (
     _Writer,
 )
 from .figures import _figures, _safe
+from .time_report import _place_text as time_place_text
+from .time_report import time_blocks, time_figures, time_json
 from .tables import (
     _dominators_table,
     _effects_table,
@@ -88,6 +90,7 @@ class ReportInfo:
     importances: Importances | None
     notes: tuple[str, ...]
     summary: dict[str, Any]                 # analysis.summarize()
+    time_lines: tuple[str, ...] = ()        # ConvNeXt-T's place per measured time
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,6 +201,7 @@ def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig]) -> list[
         b.append(("table", _excluded_table(an)))
     else:
         b.append(("p", f"None: all {len(an.df)} trials completed with finite top-1 and GFLOPs."))
+    b.extend(time_blocks(an, figs))
     other = [n for n in an.notes if "importances" not in n]
     if other:
         b.append(("h2", "Notes"))
@@ -225,6 +229,7 @@ def _json(an: _Analysis, run_dir: Path | None, files: list[str]) -> str:
         "excluded": [{**_row_dict(r, an.dims), "status": plain(r.get("status")),
                       "reason": str(r["reason"])} for _, r in an.excl.iterrows()],
         "notes": an.notes,
+        "time": time_json(an.time),
         "files": files,
     }
     return json.dumps(plain(data), indent=2, allow_nan=False) + "\n"
@@ -258,7 +263,7 @@ def write_report(
 
 def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...]) -> ReportInfo:
     want_png = bool({"md", "html", "png"} & set(fm))
-    figs = _figures(an) if want_png else {}
+    figs = {**_figures(an), **time_figures(an)} if want_png else {}
     blocks = _blocks(an, run_dir, figs) if {"md", "html"} & set(fm) else []
     write = _Writer(out)
     for f in figs.values():
@@ -271,6 +276,9 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...]) 
         write("effects.csv", an.effects.to_csv(index=False))
         write("verdict.csv", _verdict_frame(an.verdict).to_csv(index=False))
         write("excluded.csv", an.excl.to_csv(index=True, index_label="row"))
+        if an.time is not None:
+            front = an.time.front("latency_ms").front
+            write("time_front.csv", front.to_csv(index=True, index_label="row"))
     if "md" in fm:
         write("report.md", _render_md(blocks))
     if "html" in fm:
@@ -285,6 +293,9 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...]) 
         n_usable=len(an.u), n_excluded=len(an.excl), varying=an.varying, fixed=an.fixed,
         front=front_rows, verdict=an.verdict, effects_n=len(an.effects),
         importances=an.importances, notes=tuple(an.notes), summary=an.summary,
+        time_lines=() if an.time is None else tuple(
+            f"in {f.label} on {an.time.device} (n = {f.n}): {time_place_text(f)}"
+            for f in an.time.fronts if f.cost != "flops"),
     )
 
 
@@ -316,6 +327,7 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
                      f"{_gf(v.reference_flops)} GFLOPs); dominated by {len(v.dominated_by)} "
                      f"design(s), up to {_pp(v.top1_gap)} pp top-1, down to {v.flop_ratio:.3f}x "
                      f"its GFLOPs")
+    lines.extend(info.time_lines)
     judged = [d for d in v.dims if d.dim in info.varying]
     if judged:
         lines.append(f"verdicts per dimension ({v.level:.0%} bootstrap intervals, at least "

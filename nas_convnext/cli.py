@@ -518,6 +518,13 @@ def _finish_search(out) -> int:
             print("\n" + summary_text(write_report(out.run_dir)))
         except ValueError as exc:
             print(f"(no report: {one_line(exc)})")
+    if len(df) and (df["status"] == "infeasible").all():
+        fastest = df["latency_ms"].min()
+        shown = f"; the fastest design measured {fastest:.1f} ms" if fastest == fastest else ""
+        print(f"nas-convnext: error: every design broke the speed limit(s){shown} on "
+              f"{df['speed_device'].iloc[0]}: raise --latency-budget or lower --throughput-min",
+              file=sys.stderr)
+        return 1
     if len(df) and (df["status"] == "error").all():
         errors = df["error"].value_counts().head(3)
         summary = "; ".join(f"{n}x {msg}" for msg, n in errors.items())

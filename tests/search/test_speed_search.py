@@ -166,3 +166,17 @@ def test_bad_speed_options_exit_2_with_one_line(capsys, tmp_path, argv, needle):
     assert code == 2 and needle in err, err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # refused before any run folder
+
+
+def test_a_limit_no_design_meets_exits_1_naming_the_fastest(ray_session, tmp_path, monkeypatch,
+                                                            capsys):
+    monkeypatch.setenv("NAS_CONVNEXT_FAULT", f"speed:all:{MS_PER_GFLOP:g}")
+    code = main(["search", "--budget", "4.5GFLOPs", "--space", "small", "--proxy", "cpu-tiny",
+                 "--trials", "1", "--latency-budget", "5ms", "--results-dir", str(tmp_path),
+                 "--name", "tight"])
+    err = capsys.readouterr().err
+    df = read_table(tmp_path / "tight")
+    assert (df["status"] == "infeasible").all() and len(df) == 3
+    assert code == 1
+    fastest = df["latency_ms"].min()
+    assert f"every design broke the speed limit(s); the fastest design measured {fastest:.1f} ms" in err

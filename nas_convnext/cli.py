@@ -387,7 +387,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
         for by in ("latency", "throughput"):
             if by == "throughput" and args.batch is None:
                 continue
-            agreement[by] = rank_agreement_flops_time(rows, by=by, seed=0)
+            # over distinct designs: a network listed under two names is one data point
+            distinct = [r for r in rows if not r["same_as"]]
+            agreement[by] = rank_agreement_flops_time(distinct, by=by, seed=0)
     if args.json:
         from .results import plain
 
@@ -427,7 +429,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
     for by, a in agreement.items():
         g = a.agreement
         print(f"\nFLOPs vs {'batch-1 latency' if by == 'latency' else 'time per image at batch ' + str(args.batch)} "
-              f"over {g.n} designs: Kendall tau {g.tau:+.3f} "
+              f"over {g.n} distinct designs: Kendall tau {g.tau:+.3f} "
               f"[{a.tau_ci[0]:+.2f}, {a.tau_ci[1]:+.2f}] (p={g.tau_p:.3g}), Spearman rho "
               f"{g.rho:+.3f} [{a.rho_ci[0]:+.2f}, {a.rho_ci[1]:+.2f}] (p={g.rho_p:.3g}); "
               f"{a.level:.0%} paired bootstrap intervals")

@@ -32,7 +32,8 @@ def speed_rows(designs: Iterable[tuple[str, Arch]], *,
                progress: Callable[[str, Speed], None] | None = None,
                measure: Callable[..., Speed] | None = None,
                **options: Any) -> list[dict[str, Any]]:
-    """One row per design: name, flops, params, gflops, the speed columns and `seconds`.
+    """One row per design: name, flops, params, gflops, the speed columns, `seconds`, and
+    `same_as`: the name of an earlier row with the same design ('' for the first).
 
     options go to `cached_speed` (batch, resolution, device, dtype, threads, cache_dir,
     refresh, budget_s, ...); `measure` replaces it (tests). `progress` is called with each
@@ -41,17 +42,19 @@ def speed_rows(designs: Iterable[tuple[str, Arch]], *,
     measurement.
     """
     rows = []
-    seen: dict[str, Speed] = {}  # one design under two names is measured once, even on refresh
+    seen: dict[str, tuple[str, Speed]] = {}  # one design under two names: measured once
     for name, arch in designs:
-        speed = seen.get(arch.key()) or (measure or cached_speed)(arch, **options)
-        seen[arch.key()] = speed
+        first, speed = seen.get(arch.key()) or ("", None)
+        if speed is None:
+            speed = (measure or cached_speed)(arch, **options)
+            seen[arch.key()] = (name, speed)
         c = complexity(arch)
         rows.append({"name": name, "flops": c.flops, "params": c.params,
                      "gflops": c.flops / 1e9, **speed.to_row(), "batch": speed.batch,
                      "resolution": speed.resolution, "dtype": speed.dtype,
                      "threads": speed.threads, "repeats": speed.repeats,
                      "throughput_repeats": speed.throughput_repeats,
-                     "seconds": speed.seconds})
+                     "seconds": speed.seconds, "same_as": first})
         if progress is not None:
             progress(name, speed)
     return rows

@@ -414,14 +414,14 @@ def cmd_speed(args: argparse.Namespace) -> int:
         print(f"latency {r0['latency_ms']:.2f} ± {r0['latency_ms_spread']:.2f} ms "
               f"(n={r0['repeats']})")
         if args.batch is not None:
-            print(f"speed   {r0['throughput']:.1f} ± {r0['throughput_spread']:.1f} images/s at "
+            print(f"speed   {r0['throughput']:.4g} ± {r0['throughput_spread']:.2g} images/s at "
                   f"batch {args.batch} (n={r0['throughput_repeats']})")
         print(_convention() + ".")
         return 0
     table = []
     for r in rows:
         thr = ("-" if args.batch is None else
-               f"{r['throughput']:.1f} ± {r['throughput_spread']:.1f}")
+               f"{r['throughput']:.3g} ± {r['throughput_spread']:.2g}")
         table.append([r["name"], f"{r['gflops']:.3f}",
                       f"{r['latency_ms']:.1f} ± {r['latency_ms_spread']:.1f}", thr,
                       f"{r['latency_ms'] / r['gflops']:.2f}"])
@@ -440,7 +440,7 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 def _speed_text(s) -> str:
     thr = ("" if s.throughput is None else
-           f", {s.throughput:.1f} ± {s.throughput_spread:.1f} images/s at batch {s.batch}")
+           f", {s.throughput:.4g} ± {s.throughput_spread:.2g} images/s at batch {s.batch}")
     return f"{s.latency_ms:.1f} ± {s.latency_ms_spread:.1f} ms{thr}"
 
 

@@ -180,3 +180,28 @@ def test_a_limit_no_design_meets_exits_1_naming_the_fastest(ray_session, tmp_pat
     assert code == 1
     fastest = df["latency_ms"].min()
     assert f"every design broke the speed limit(s); the fastest design measured {fastest:.1f} ms" in err
+
+
+def test_a_trial_measures_its_full_size_design_once_per_machine(tmp_path, monkeypatch):
+    """The real path of a trial's measurement (no stand-in): a tiny full-size design at
+    224x224 on the CPU, latency only (objective latency), cached."""
+    import torch
+
+    from nas_convnext.design.arch import from_fields, presets
+    from nas_convnext.search.objective import measure_for_trial
+    from nas_convnext.training import speed as sp
+
+    if torch.cuda.is_available():
+        pytest.skip("a worker with a GPU measures on it; this checks the CPU path")
+    monkeypatch.setenv("NAS_CONVNEXT_CACHE", str(tmp_path))
+    tiny = from_fields({"depths": "1,1,1,1", "width": 8}, base=presets()["convnext_t"])
+    row = measure_for_trial(tiny, Objective("latency"), threads=1)
+    assert row["latency_ms"] > 0 and row["latency_ms_spread"] >= 0
+    assert math.isnan(row["throughput"])                      # latency only on a CPU
+    assert row["speed_device"] == sp.device_key("cpu", threads=1)
+    assert len(list((tmp_path / "speed").glob("*.json"))) == 1
+    again = measure_for_trial(tiny, Objective("latency"), threads=1)
+    assert again == row                                       # read from the cache
+    with_batch = measure_for_trial(tiny, Objective("throughput"), threads=1)
+    assert with_batch["throughput"] > 0                       # batch 8 when throughput counts
+    assert len(list((tmp_path / "speed").glob("*.json"))) == 2

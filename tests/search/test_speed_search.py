@@ -205,3 +205,22 @@ def test_a_trial_measures_its_full_size_design_once_per_machine(tmp_path, monkey
     with_batch = measure_for_trial(tiny, Objective("throughput"), threads=1)
     assert with_batch["throughput"] > 0                       # batch 8 when throughput counts
     assert len(list((tmp_path / "speed").glob("*.json"))) == 2
+
+
+def test_a_trial_told_by_number_gets_its_constraint_and_second_value():
+    """A resumed run tells Optuna by trial number (its Trial object is gone): the constraint
+    is set all the same, and a trial without a measured time cannot be placed (FAIL)."""
+    from nas_convnext.search.searcher import tell_outcome
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    first, second = study.ask(), study.ask()
+    objective = Objective("latency", latency_budget_ms=30.0)
+    tell_outcome(study, first.number, {"status": "infeasible", "top1": math.nan, "flops": 4e9,
+                                       "latency_ms": 40.0, "throughput": math.nan}, objective)
+    tell_outcome(study, second.number, {"status": "completed", "top1": 0.5, "flops": 4e9,
+                                        "latency_ms": math.nan, "throughput": math.nan},
+                 objective)
+    a, b = study.get_trials(deepcopy=False)
+    assert a.constraints == {"latency_over_budget": 10.0} and a.values == [0.0, 40.0]
+    assert b.state == optuna.trial.TrialState.FAIL and b.constraints == {}

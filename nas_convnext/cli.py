@@ -359,89 +359,13 @@ def _train_with_progress(train_trial, arch, proxy, data, seed: int, threads: int
 # ----- speed -----
 def cmd_speed(args: argparse.Namespace) -> int:
     """Measure one design's full-size speed (or the roadmap's) on this machine."""
-    from .training.speed import SPREAD, rank_agreement_flops_time
-    from .training.speed_table import roadmap_designs, speed_rows
+    from .training.speed_command import speed_command
 
-    if args.roadmap == bool(args.design):
-        raise ValueError("say what to measure: a DESIGN (a preset or a design file, with "
-                         "key=value overrides) or --roadmap, not both")
-    if args.larger and not args.roadmap:
-        raise ValueError("--larger adds ConvNeXt-S and -B to --roadmap; give --roadmap too")
-    if args.roadmap:
-        if args.overrides:
-            raise ValueError(f"--roadmap measures the paper's designs as they are; drop the "
-                             f"overrides {' '.join(args.overrides)}")
-        designs = roadmap_designs(larger=args.larger)
-    else:
-        designs = [(args.design, load_design(args.design, args.overrides))]
-    options = {"batch": args.batch, "resolution": args.resolution, "device": args.device,
-               "threads": args.threads, "refresh": args.refresh, "budget_s": args.seconds}
-
-    def shown(name: str, s) -> None:
-        if len(designs) > 1 and not args.json:
-            print(f"  {name}: {_speed_text(s)}", file=sys.stderr, flush=True)
-
-    rows = speed_rows(designs, progress=shown, **options)
-    agreement = {}
-    if args.roadmap:
-        for by in ("latency", "throughput"):
-            if by == "throughput" and args.batch is None:
-                continue
-            # over distinct designs: a network listed under two names is one data point
-            distinct = [r for r in rows if not r["same_as"]]
-            agreement[by] = rank_agreement_flops_time(distinct, by=by, seed=0)
-    if args.json:
-        from .results import plain
-
-        if args.roadmap:
-            out: Any = {"rows": rows, "agreement": {
-                by: {"time": a.time, "device": a.device, "n": a.agreement.n,
-                     "tau": a.agreement.tau, "tau_p": a.agreement.tau_p, "tau_ci": a.tau_ci,
-                     "rho": a.agreement.rho, "rho_p": a.agreement.rho_p, "rho_ci": a.rho_ci,
-                     "level": a.level} for by, a in agreement.items()}}
-        else:
-            out = {"design": args.design, **designs[0][1].to_dict(), **rows[0]}
-        print(json.dumps(plain(out), indent=2))
-        return 0
-    r0 = rows[0]
-    what = (f"batch-1 latency and throughput at batch {args.batch}" if args.batch is not None
-            else "batch-1 latency only")
-    print(f"device  {r0['speed_device']}, {r0['dtype']}, {r0['resolution']}x{r0['resolution']}, "
-          f"{what}; median ± {SPREAD} (n timed calls)")
-    if not args.roadmap:
-        print(f"design  {args.design}: {r0['gflops']:.3f} GFLOPs, {r0['params'] / 1e6:.2f}M "
-              f"params")
-        print(f"latency {r0['latency_ms']:.2f} ± {r0['latency_ms_spread']:.2f} ms "
-              f"(n={r0['repeats']})")
-        if args.batch is not None:
-            print(f"speed   {r0['throughput']:.4g} ± {r0['throughput_spread']:.2g} images/s at "
-                  f"batch {args.batch} (n={r0['throughput_repeats']})")
-        print(_convention() + ".")
-        return 0
-    table = []
-    for r in rows:
-        thr = ("-" if args.batch is None else
-               f"{r['throughput']:.3g} ± {r['throughput_spread']:.2g}")
-        table.append([r["name"], f"{r['gflops']:.3f}",
-                      f"{r['latency_ms']:.1f} ± {r['latency_ms_spread']:.1f}", thr,
-                      f"{r['latency_ms'] / r['gflops']:.2f}"])
-    print(_table(table, ["design", "GFLOPs", "latency ms", "images/s", "ms/GFLOP"]))
-    for by, a in agreement.items():
-        g = a.agreement
-        print(f"\nFLOPs vs {'batch-1 latency' if by == 'latency' else 'time per image at batch ' + str(args.batch)} "
-              f"over {g.n} distinct designs: Kendall tau {g.tau:+.3f} "
-              f"[{a.tau_ci[0]:+.2f}, {a.tau_ci[1]:+.2f}] (p={g.tau_p:.3g}), Spearman rho "
-              f"{g.rho:+.3f} [{a.rho_ci[0]:+.2f}, {a.rho_ci[1]:+.2f}] (p={g.rho_p:.3g}); "
-              f"{a.level:.0%} paired bootstrap intervals")
-    print(f"\n{_convention()}. Steps 0, 1 (a recipe change) and ResNet-50 are one network, "
-          "step 16 and ConvNeXt-T another: each is measured once.")
+    print(speed_command(args.design, args.overrides, roadmap=args.roadmap, larger=args.larger,
+                        batch=args.batch, threads=args.threads, resolution=args.resolution,
+                        device=args.device, seconds=args.seconds, refresh=args.refresh,
+                        as_json=args.json))
     return 0
-
-
-def _speed_text(s) -> str:
-    thr = ("" if s.throughput is None else
-           f", {s.throughput:.4g} ± {s.throughput_spread:.2g} images/s at batch {s.batch}")
-    return f"{s.latency_ms:.1f} ± {s.latency_ms_spread:.1f} ms{thr}"
 
 
 # ----- analyze -----

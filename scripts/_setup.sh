@@ -7,6 +7,9 @@ STAMP="$VENV/.nas-convnext-installed"
 want="$(sha256sum "$ROOT/pyproject.toml" | cut -d' ' -f1)"
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
     echo "Setting up $VENV (first run only; installs torch, timm, ray, optuna, ...)" >&2
+    # A set-up that never finished (no stamp: stopped while pip was replacing itself, say) may
+    # have left a broken pip behind: start that one again from nothing.
+    [ -f "$STAMP" ] || rm -rf "$VENV"
     [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip >&2
     "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" >&2

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,7 @@ from .calibration_json import (
 )
 from .roadmap import calibration_runs, roadmap_reference  # noqa: F401  (re-exported)
 from .rowwise import _percentile, _rescaled_deviations, _rho, _tau_b
+from .stats import require_columns
 
 __all__ = [
     "LEVEL",
@@ -436,17 +437,10 @@ def can_tell_reason(cal: Calibration | Mapping[str, Any]) -> tuple[bool, str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _require(df: Any, cols: Sequence[str], what: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{what} must be a pandas DataFrame; got {type(df).__name__}")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; expected {list(cols)}, "
-                         f"present: {list(df.columns)}")
 
 
 def _check_reference(reference: pd.DataFrame) -> pd.DataFrame:
-    _require(reference, _REF_COLUMNS, "the reference table")
+    require_columns(reference, _REF_COLUMNS, "the reference table")
     ref = reference.loc[:, list(_REF_COLUMNS)].copy()
     ref["step"] = ref["step"].map(_plain)
     dup = ref["step"][ref["step"].duplicated()].tolist()
@@ -463,7 +457,7 @@ def _check_reference(reference: pd.DataFrame) -> pd.DataFrame:
 
 
 def _check_runs(runs: pd.DataFrame, ref: pd.DataFrame) -> pd.DataFrame:
-    _require(runs, _RUN_COLUMNS, "the runs table")
+    require_columns(runs, _RUN_COLUMNS, "the runs table")
     long = runs.loc[:, list(_RUN_COLUMNS)].copy()
     long["step"] = long["step"].map(_plain)
     long["seed"] = long["seed"].map(_plain)

@@ -14,17 +14,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .stats import _numeric
+from .stats import _numeric, require_columns
 
 
 def _require_columns(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{what} needs a pandas DataFrame of trials; got {type(df).__name__}")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(
-            f"{what} needs column(s) {missing} in the trials table; columns present: {list(df.columns)}"
-        )
+    require_columns(df, cols, f"{what}'s trials table")
 
 
 def _dims_arg(dims: Sequence[str] | str) -> tuple[str, ...]:

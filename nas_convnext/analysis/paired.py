@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from ..design.codec import text as choice_label
+from .stats import require_columns
 
 __all__ = [
     "LEVEL",
@@ -445,12 +446,7 @@ def _finite(x: Any) -> np.ndarray:
 
 
 def _check_table(df: Any, cols: tuple[str, ...], what: str) -> pd.DataFrame:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"{what} must be a pandas DataFrame; got {type(df).__name__}")
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what} lacks column(s) {missing}; expected {list(cols)}, present: "
-                         f"{list(df.columns)}")
+    require_columns(df, cols, what)
     keep = list(cols) + (["flops"] if "flops" in df.columns and "flops" not in cols else [])
     out = df.loc[:, keep].copy()
     out["seed"] = out["seed"].map(_plain)

@@ -13,6 +13,7 @@ import pandas as pd
 from ..design.complexity import complexity
 from ..design.roadmap import roadmap_rows, roadmap_steps
 from .stats import _numeric as _num
+from .stats import require_columns
 
 
 def replay_frame(table: pd.DataFrame) -> pd.DataFrame:
@@ -32,12 +33,7 @@ _ROADMAP_COLUMNS = ("step", "name", "paper_top1", "top1", "status")
 
 
 def _roadmap_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    if not isinstance(df, pd.DataFrame):
-        raise ValueError(f"roadmap_report needs a pandas DataFrame; got {type(df).__name__}")
-    missing = [c for c in _ROADMAP_COLUMNS if c not in df.columns]
-    if missing:
-        raise ValueError(f"the roadmap table lacks column(s) {missing}; expected "
-                         f"{list(_ROADMAP_COLUMNS)}, columns present: {list(df.columns)}")
+    require_columns(df, _ROADMAP_COLUMNS, "the roadmap table")
     if len(df) == 0:
         raise ValueError("the roadmap table is empty: no steps to report")
     notes = []
@@ -76,9 +72,7 @@ def calibration_runs(table: pd.DataFrame) -> pd.DataFrame:
     name), ``seed`` and ``top1`` (NaN unless the trial completed: a trial stopped early or
     diverged has no finished result to rank). Rows of other designs are left out."""
     index = {s.name: s.index for s in roadmap_steps()}
-    missing = [c for c in ("reference", "seed", "status", "top1") if c not in table.columns]
-    if missing:
-        raise ValueError(f"the trials table lacks column(s) {missing}")
+    require_columns(table, ("reference", "seed", "status", "top1"), "the trials table")
     rows = []
     for r in table.to_dict("records"):
         if r["reference"] not in index:

@@ -29,6 +29,17 @@ LEVEL = 0.95
 _BLOCK_ELEMS = 1 << 21
 
 
+
+def require_columns(df: Any, cols: Sequence[str], what: str) -> None:
+    """The one check that a table is a DataFrame holding `cols`: a ValueError naming `what`,
+    the missing columns and those present."""
+    if not isinstance(df, pd.DataFrame):
+        raise ValueError(f"{what} must be a pandas DataFrame; got {type(df).__name__}")
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; expected {list(cols)}, "
+                         f"present: {list(df.columns)}")
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with a percentile-bootstrap interval, and the sample size behind it."""

@@ -42,6 +42,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from nas_convnext.design.arch import Arch, presets  # noqa: E402
+from nas_convnext.design.complexity import complexity, parse_flops  # noqa: E402
 from nas_convnext.design.space import load_space  # noqa: E402
 from nas_convnext.results import atomic_write_bytes  # noqa: E402
 from nas_convnext.training.data import load_dataset  # noqa: E402
@@ -65,13 +66,20 @@ def the_proxy():
     return get_proxy(PROXY["profile"], **extra)
 
 
-def designs_to_train(space_path: str | Path) -> list[tuple[str, Arch]]:
+def designs_to_train(space_path: str | Path, first_budget: float | None = None
+                     ) -> list[tuple[str, Arch]]:
     """(reference name or "", design) in training order: references, then the space's
-    designs shuffled with seed 0; each design once."""
+    designs shuffled with seed 0; each design once. With `first_budget` (FLOPs), the designs
+    within it go before those over it (each group keeps the shuffled order): a search replayed
+    at that budget never trains a design over it (it is told infeasible), so the table is
+    complete for that budget first."""
     space = load_space(str(space_path))
     out = [(name, presets()[name]) for name in REFERENCES]
     rest = list(space.enumerate())
     random.Random(SEED).shuffle(rest)
+    if first_budget is not None:
+        rest = ([a for a in rest if complexity(a).flops <= first_budget]
+                + [a for a in rest if complexity(a).flops > first_budget])
     out += [("", a) for a in rest]
     seen: set[str] = set()
     unique = []
@@ -177,17 +185,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reverse", action="store_true",
                     help="go through the designs from the end: a second process on the same "
                          "progress file then meets the first in the middle")
+    ap.add_argument("--first-budget", default="4.5GFLOPs",
+                    help="train the designs within this budget first (the budget the search "
+                         "benchmark replays at); 'none': the plain shuffled order")
     args = ap.parse_args(argv)
+    first = None if args.first_budget == "none" else parse_flops(args.first_budget)
     torch.set_num_threads(1)
     progress = Path(args.out)
     progress.parent.mkdir(parents=True, exist_ok=True)
-    todo = designs_to_train(args.space)
+    todo = designs_to_train(args.space, first)
     done = read_progress(progress)
     if not args.finish:
         proxy = the_proxy()
         data = load_dataset("idx", args.data)
         trained = 0
-        for name, arch in (todo[::-1] if args.reverse else todo):
+        order = todo
+        if args.reverse:  # from the end of each group, so both processes do the first group first
+            n_first = len(REFERENCES) + sum(1 for _, a in todo[len(REFERENCES):]
+                                            if first is not None and complexity(a).flops <= first)
+            order = todo[:n_first][::-1] + todo[n_first:][::-1]
+        for name, arch in order:
             done = read_progress(progress)  # another process may share the file
             if arch.key() in done or (args.limit is not None and trained >= args.limit):
                 continue

@@ -16,7 +16,7 @@ import pytest
 
 from nas_convnext import complexity
 from nas_convnext.cli import main
-from nas_convnext.design.arch import Arch
+from nas_convnext.design.arch import Arch, from_fields, presets
 from nas_convnext.results import RUN_JSON, TABLE, read_table, rows_to_frame
 from nas_convnext.search import SearchConfig, run_search
 from nas_convnext.search.config import config_from_run_json
@@ -224,3 +224,26 @@ def test_a_trial_told_by_number_gets_its_constraint_and_second_value():
     a, b = study.get_trials(deepcopy=False)
     assert a.constraints == {"latency_over_budget": 10.0} and a.values == [0.0, 40.0]
     assert b.state == optuna.trial.TrialState.FAIL and b.constraints == {}
+
+
+def test_a_resumed_run_tells_a_trial_left_running_in_its_own_objective(tmp_path):
+    """A trial whose row was written but whose Optuna trial stayed RUNNING (the run stopped
+    between the two) is told from its row on resume: in the run's objective (its latency),
+    with its speed constraint, not in GFLOPs."""
+    from nas_convnext.search.resume import work_left
+    from nas_convnext.search.searcher import open_study
+
+    objective = Objective("latency", latency_budget_ms=30.0)
+    study = open_study(tmp_path, optuna.samplers.RandomSampler(seed=0), objective)
+    arch = from_fields({"depths": "2,2,4,2"}, base=presets()["convnext_t"])
+    t = study.ask()
+    t.set_user_attr("design", arch.to_row())
+    row = {**arch.to_row(), "status": "completed", "top1": 0.4, "flops": 4e9,
+           "reference": "", "seed": 0, "latency_ms": 22.0, "throughput": math.nan,
+           "speed_device": "cpu: X, 1 thread"}
+    pending, done, proposed = work_left(study, [row], [], 0, objective)
+    told = study.get_trials(deepcopy=False)[0]
+    assert pending == [] and proposed == 1
+    assert told.state == optuna.trial.TrialState.COMPLETE
+    assert told.values == [0.4, 22.0]                      # ms, not 4.0 GFLOPs
+    assert told.constraints == {"latency_over_budget": -8.0}

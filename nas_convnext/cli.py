@@ -29,11 +29,12 @@ from .run_end import (  # noqa: F401
     _finish_calibration,
     _finish_roadmap,
     _finish_search,
+    _interrupted_exit,
     _signal_exit,
     _stopped_line,
     ablation_plan,
 )
-from .runs import _roadmap_train, cmd_ablate, cmd_calibrate, cmd_search  # noqa: F401
+from .runs import _roadmap_train, cmd_ablate, cmd_calibrate, cmd_search, cmd_speed  # noqa: F401
 
 EXIT_USAGE = 2
 
@@ -207,8 +208,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-
-
 # long: every command's options in one place, in the order `--help` shows them.
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nas-convnext", description="Search the ConvNeXt design space under a "
@@ -273,12 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="designs to search, besides ConvNeXt-T and ResNet-50 (default: %(default)s)")
     s.add_argument("--time-budget", default=None, help="stop after this long, e.g. 30m, 90s, 1.5h; trials still running are stopped early (default: no limit)")
     s.add_argument("--sampler", choices=("tpe", "nsga2", "random", "grid"), default="tpe", help="Optuna's sampler; grid only for spaces of at most 10,000 designs (default: %(default)s)")
-    s.add_argument("--scheduler", choices=("mo-asha", "asha", "none"), default="mo-asha", help="mo-asha stops, at epochs 1, 3, 9, ..., the trials that most others dominate in (top-1, GFLOPs); asha stops the least accurate; none trains every trial to the end; references are never stopped (default: %(default)s)")
+    s.add_argument("--scheduler", choices=("mo-asha", "asha", "none"), default="mo-asha", help="mo-asha stops, at epochs 1, 3, 9, ..., the trials that most others dominate in (top-1, the --objective's cost); asha stops the least accurate; none trains every trial to the end; references are never stopped (default: %(default)s)")
     _training_options(s)
     s.add_argument("--storage-path", default=None, help="where Ray keeps its experiment folder, e.g. shared storage on a cluster (default: the run folder)")
     s.add_argument("--fit-width", action=argparse.BooleanOptionalAction, default=None,
                    help="narrow designs over the budget until they fit; otherwise they are not trained and count as infeasible (default: on, off with --replay)")
     s.add_argument("--replay", default=None, metavar="TABLE", help="look every trial's per-epoch top-1 up in a replay table (parquet, e.g. bench/tables/fmnist-cpu.parquet with --space bench --epochs 4) instead of training; the recorded seconds are its cost on a simulated clock (default: train)")
+    s.add_argument("--objective", choices=("flops", "latency", "throughput"), default="flops", help="the second objective beside proxy top-1: the full-size design's FLOPs, or its batch-1 latency or throughput measured where its trial runs (default: %(default)s)")
+    s.add_argument("--latency-budget", type=_latency, default=None, metavar="TIME", help="the most a batch-1 forward of the full-size design may take, e.g. 30ms or 0.03s: slower designs are measured but not trained, and count as infeasible (default: no limit)")
+    s.add_argument("--throughput-min", type=_throughput, default=None, metavar="RATE", help="the fewest images per second the full-size design must process, e.g. 200/s: slower designs are not trained, and count as infeasible (default: no floor)")
+    s.add_argument("--speed-batch", type=_positive_int, default=None, metavar="N", help="images per call for the throughput figure (default: 64 on a GPU; on a CPU 8 when throughput is the objective or a limit, else latency only)")
+    s.add_argument("--measure-speed", action="store_true", help="measure every design's speed even when the objective is FLOPs and no speed limit is set, so the report shows the time front (default: off)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted run, e.g. results/NAME (default: start a new run)")
     s.add_argument("--calibration", default=None, metavar="RUN", help="the calibration run (of nas-convnext calibrate) whose figures go beside the verdicts (default: the newest in the results folder with the run's proxy and dataset)")
     s.set_defaults(func=cmd_search)
@@ -300,6 +304,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print one JSON object (base, seeds, minutes, variants, verdicts) instead of text (default: text)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted ablation, e.g. results/NAME; nothing is trained twice (default: start a new run)")
     s.set_defaults(func=cmd_ablate)
+
+    s = sub.add_parser("speed", help="measure a full-size design's latency and throughput on this machine, beside its FLOPs (or the roadmap's, with --roadmap)")
+    _design_arguments(s, optional=True)
+    s.add_argument("--roadmap", action="store_true", help="measure the paper's 17 roadmap steps, ConvNeXt-T and ResNet-50, and the rank agreement between FLOPs and time")
+    s.add_argument("--larger", action="store_true", help="with --roadmap: also ConvNeXt-S and -B (default: not)")
+    s.add_argument("--batch", type=_batch, default=64, help="images per call for the throughput figure, or none for batch-1 latency only (default: %(default)s)")
+    s.add_argument("--threads", type=_positive_int, default=None, help="CPU threads while measuring (default: torch's choice); part of the device key")
+    s.add_argument("--resolution", type=_positive_int, default=224, help="input image side in pixels (default: %(default)s)")
+    s.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: CUDA when available, else the CPU)")
+    s.add_argument("--seconds", type=_positive_float, default=2.0, help="time each figure for at least this long, after one warm-up call and at least 3 timed calls (default: %(default)s)")
+    s.add_argument("--refresh", action="store_true", help="measure again even if this machine's figures are cached (default: use the cache)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text (default: text)")
+    s.set_defaults(func=cmd_speed)
 
     s = sub.add_parser("analyze", help="report on a run: Pareto front, ConvNeXt verdict, EDFs, "
                        "trade-offs (Markdown, HTML, CSV, JSON, PNG)")
@@ -347,6 +364,11 @@ _positive_int = _int_at_least(1)
 _nonneg_int = _int_at_least(0)
 
 
+def _batch(text: str) -> int | None:
+    """A throughput batch: a positive integer, or none (latency only)."""
+    return None if text.strip().lower() == "none" else _positive_int(text)
+
+
 def _seed(text: str) -> int:
     v = _nonneg_int(text)
     if v > SEED_MAX:
@@ -354,8 +376,10 @@ def _seed(text: str) -> int:
     return v
 
 
-def _design_arguments(s: argparse.ArgumentParser) -> None:
-    s.add_argument("design", help="a preset name (see presets) or a YAML/JSON file of design fields")
+def _design_arguments(s: argparse.ArgumentParser, optional: bool = False) -> None:
+    """DESIGN and its key=value overrides; `optional`: DESIGN may be left out (speed --roadmap)."""
+    s.add_argument("design", help="a preset name (see presets) or a YAML/JSON file of design fields"
+                   + (" (or --roadmap)" if optional else ""), **({"nargs": "?"} if optional else {}))
     s.add_argument("overrides", nargs="*", metavar="key=value",
                    help=f"override fields ({', '.join(FIELD_NAMES)}) (default: none)")
 
@@ -409,6 +433,22 @@ def _float(text: str) -> float:
     return v
 
 
+def _speed_figure(parser_name: str):
+    """A speed limit's type ('30ms', '200/s'): training.speed's parser (torch: imported late)."""
+    def parse(text: str) -> float:
+        from .training import speed
+
+        try:
+            return getattr(speed, parser_name)(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
+
+
+_latency = _speed_figure("parse_latency_ms")
+_throughput = _speed_figure("parse_throughput")
+
+
 def _budget(text: str) -> float:
     try:
         return parse_flops(text)
@@ -449,17 +489,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nas-convnext: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
-        from .search.signals import Terminated
-
-        terminated = isinstance(exc, Terminated)
-        # A search that got as far as its run.json returns normally (with the resume command);
-        # one that ends here had made no run folder (or removed the empty one it made).
-        nothing = ("; no run was saved, start it again"
-                   if command in ("search", "roadmap", "calibrate")
-                   else "")
-        print(f"nas-convnext: {'terminated (SIGTERM)' if terminated else 'interrupted'}{nothing}",
-              file=sys.stderr)
-        return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+        return _interrupted_exit(exc, command)
     except BrokenPipeError:  # `nas-convnext presets | head`
         sys.stderr.close()
         return 0

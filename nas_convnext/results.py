@@ -31,7 +31,7 @@ TABLE_CSV = "trials.csv"
 RUN_JSON = "run.json"
 LOCK = ".lock"
 STUDY_FILE = "study.db"  # the Optuna study (SQLite)
-STATUSES = ("completed", "stopped_early", "diverged", "error")
+STATUSES = ("completed", "stopped_early", "diverged", "error", "infeasible")
 # The `error` text of a trial that was still training when the whole run stopped (its time
 # budget, Ctrl-C, SIGTERM): a `stopped_early` row with the metrics of its last epoch, which a
 # resume trains again (a trial that ASHA stopped has no such text and is kept).
@@ -49,6 +49,11 @@ def is_cut_short(row: dict[str, Any]) -> bool:
 METRIC_COLUMNS = ["trial_id", "order", "reference", "fitted", "flops", "params", "status",
                   "epochs", "top1", "top5", "loss", "wall_s", "images_per_s", "node_id",
                   "optuna_number", "proxy_width", "seed", "error"]
+#: The measured speed of the full-size design (`training.speed.COLUMNS`): written in every
+#: new table, NaN (and an empty device) where a trial measured none; a table written before
+#: they existed still reads, as if every trial had measured none.
+SPEED_COLUMNS = ["latency_ms", "latency_ms_spread", "throughput", "throughput_spread",
+                 "speed_device"]
 COLUMNS = [*FIELD_NAMES, *METRIC_COLUMNS]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -177,8 +182,9 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> "pd.DataFrame":
     for col in COLUMNS:
         if col not in df.columns:
             df[col] = pd.Series(dtype="object")
-    extra = [c for c in df.columns if c not in COLUMNS]
-    df = df[COLUMNS + extra]
+    df = with_speed_columns(df)
+    extra = [c for c in df.columns if c not in COLUMNS + SPEED_COLUMNS]
+    df = df[COLUMNS + SPEED_COLUMNS + extra]
     for col in ("flops", "params", "epochs", "order", "width", "kernel"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
     for col in ("top1", "top5", "loss", "wall_s", "images_per_s", "expansion", "layer_scale"):
@@ -186,6 +192,19 @@ def rows_to_frame(rows: Iterable[dict[str, Any]]) -> "pd.DataFrame":
     for col in ("reference", "error", "node_id", "status", "trial_id"):
         df[col] = df[col].fillna("").astype(str)
     df["fitted"] = df["fitted"].fillna(False).astype(bool)
+    return df
+
+
+def with_speed_columns(df: "pd.DataFrame") -> "pd.DataFrame":
+    """`df` with the speed columns, NaN (and '' for the device) where it has none."""
+    import pandas as pd
+
+    df = df.copy()
+    for col in SPEED_COLUMNS[:-1]:
+        values = df[col] if col in df.columns else pd.Series(float("nan"), index=df.index)
+        df[col] = pd.to_numeric(values, errors="coerce").astype("float64")
+    device = df["speed_device"] if "speed_device" in df.columns else pd.Series("", index=df.index)
+    df["speed_device"] = device.fillna("").astype(str)
     return df
 
 
@@ -206,7 +225,7 @@ def unknown_columns_note(run_dir: Path, columns: Iterable[str]) -> str | None:
     Such columns are kept (they may be a user's notes) but said out loud, since they may also
     mean a table from another tool or version, or an edit gone wrong.
     """
-    extra = [c for c in columns if c not in COLUMNS]
+    extra = [c for c in columns if c not in COLUMNS + SPEED_COLUMNS]
     if not extra:
         return None
     return (f"nas-convnext: note: {Path(run_dir) / TABLE} has column(s) nas-convnext does not "
@@ -235,7 +254,7 @@ def read_table(run_dir: Path) -> "pd.DataFrame":
     bad = sorted(set(df["status"]) - set(STATUSES))
     if bad:
         raise ValueError(f"{path} has unknown status value(s) {bad}: expected {list(STATUSES)}")
-    return df
+    return with_speed_columns(df)
 
 
 def package_versions() -> dict[str, str]:

@@ -93,6 +93,21 @@ def _signal_exit(stopped_by: str | None) -> int:
     return EXIT_TERMINATED if stopped_by == "SIGTERM" else EXIT_INTERRUPTED
 
 
+def _interrupted_exit(exc: KeyboardInterrupt, command: str | None) -> int:
+    """A command stopped by Ctrl-C or SIGTERM that had no run to end: one line, its status."""
+    from .search.signals import Terminated
+
+    terminated = isinstance(exc, Terminated)
+    # A search that got as far as its run.json returns normally (with the resume command);
+    # one that ends here had made no run folder (or removed the empty one it made).
+    nothing = ("; no run was saved, start it again"
+               if command in ("search", "roadmap", "calibrate")
+               else "")
+    print(f"nas-convnext: {'terminated (SIGTERM)' if terminated else 'interrupted'}{nothing}",
+          file=sys.stderr)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+
+
 def ablation_plan(design: str, overrides: Sequence[str], space_name: str,
                   budget: float | None, seeds: int, seed: int) -> dict[str, Any]:
     """Check an ablation's settings and plan it: the base, its one-change variants and the
@@ -230,6 +245,13 @@ def _finish_search(out, calibration: str | None = None) -> int:
             print("\n" + summary_text(write_report(out.run_dir, calibration=calibration)))
         except ValueError as exc:
             print(f"(no report: {one_line(exc)})")
+    if len(df) and (df["status"] == "infeasible").all():  # measured, none within the limits
+        fastest = df["latency_ms"].min()
+        shown = f"; the fastest design measured {fastest:.1f} ms" if fastest == fastest else ""
+        print(f"nas-convnext: error: every design broke the speed limit(s){shown} on "
+              f"{df['speed_device'].iloc[0]}: raise --latency-budget or lower --throughput-min",
+              file=sys.stderr)
+        return 1
     if len(df) and (df["status"] == "error").all():
         errors = df["error"].value_counts().head(3)
         summary = "; ".join(f"{n}x {msg}" for msg, n in errors.items())

@@ -1,6 +1,7 @@
 """The commands that run trials (search, calibrate, ablate, roadmap --train): from their parsed
-arguments to a run of the search machinery, then to the run's end (`run_end`). `cli` parses;
-these start the work."""
+arguments to a run of the search machinery, then to the run's end (`run_end`); and `speed`,
+which measures designs (training) and ranks them against FLOPs (analysis), so it sits above
+both. `cli` parses; these start the work."""
 from __future__ import annotations
 
 import time
@@ -126,10 +127,33 @@ def cmd_search(args: Any) -> int:
         gpus_per_trial=args.gpus_per_trial, seed=args.seed, name=args.name,
         address=args.address, storage_path=args.storage_path, results_dir=args.results_dir,
         fit_width=(args.replay is None) if args.fit_width is None else args.fit_width,
-        replay=args.replay)
+        replay=args.replay, objective=args.objective, latency_budget_ms=args.latency_budget,
+        throughput_min=args.throughput_min, speed_batch=args.speed_batch,
+        measure_speed=args.measure_speed)
     if args.calibration is not None:  # a folder that is not a calibration: refused before Ray
         from .report.calibration_report import load_calibration
 
         load_calibration(args.calibration)
     out = run_search(cfg, resume_dir=args.resume)
     return _finish_search(out, args.calibration)
+
+
+# ----- speed -----
+def cmd_speed(args: Any) -> int:
+    """`nas-convnext speed`: one design's full-size speed beside its FLOPs, or the roadmap's
+    with the rank agreement between FLOPs and measured time over its distinct designs."""
+    from .analysis.speed import rank_agreement_flops_time
+    from .training.speed_command import measure_designs, speed_output
+
+    designs, rows = measure_designs(
+        args.design, args.overrides, roadmap=args.roadmap, larger=args.larger,
+        batch=args.batch, threads=args.threads, resolution=args.resolution, device=args.device,
+        seconds=args.seconds, refresh=args.refresh, quiet=args.json)
+    agreement = {}
+    if args.roadmap:  # over distinct designs: a network listed under two names is one point
+        distinct = [r for r in rows if not r["same_as"]]
+        for by in ("latency",) + (() if args.batch is None else ("throughput",)):
+            agreement[by] = rank_agreement_flops_time(distinct, by=by, seed=0)
+    print(speed_output(args.design, designs, rows, roadmap=args.roadmap, batch=args.batch,
+                       agreement=agreement, as_json=args.json))
+    return 0

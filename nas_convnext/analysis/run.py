@@ -24,6 +24,7 @@ from .effects import ChoiceStat, choice_stats, edf_of, effects_table
 from .front import excluded, front_of, status_counts, usable
 from .stats import LEVEL, EdfByChoice, _check_boot
 from .stats import _numeric as _num
+from .timecost import TimeAnalysis, time_analysis
 from .verdict import (
     CONVNEXT_TAG,
     MIN_TRIALS,
@@ -91,6 +92,7 @@ class RunAnalysis:
     notes: tuple[str, ...]
     seed: int
     n_boot: int
+    time: TimeAnalysis | None = None  # the fronts in measured time (None: no speed measured)
 
 
 _EFFECT_COLUMNS = ["dim", "choice", "n", "n_dim", "top1_mean", "top1_mean_lo", "top1_mean_hi",
@@ -132,12 +134,16 @@ def analyse(df: pd.DataFrame, run_dir: Path | None, seed: int = 0,
     summary = summary_of(df, u, front, ref if "reference" in df.columns else None, dims,
                          on_front=verdict.on_front)
     run_meta, importances = _from_run_folder(run_dir, u, seed, notes)
+    cx = {d.dim: d.convnext_choice for d in verdict.dims if d.convnext_choice is not None}
+    timed = time_analysis(u, dims, cx or None, seed=seed, n_boot=n_boot)
+    if timed is not None:
+        notes.extend(timed.notes)
     return RunAnalysis(df=df, u=u, excl=excl, counts=status_counts(df), dims=dims,
                        varying=varying, fixed=fixed, front=front, front_params=front_params,
                        stats=stats, verdict=verdict, effects=effects, edfs=edfs,
                        refs=_reference_rows(u, verdict), importances=importances,
                        summary=summary, run_meta=run_meta, notes=tuple(notes), seed=seed,
-                       n_boot=n_boot)
+                       n_boot=n_boot, time=timed)
 
 
 def _effects(u: pd.DataFrame, front: pd.DataFrame, stats: dict[str, tuple[ChoiceStat, ...]],

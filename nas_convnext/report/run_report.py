@@ -65,6 +65,8 @@ from .tables import (
     _verdict_frame,
     _verdict_table,
 )
+from .time_report import _place_text as time_place_text
+from .time_report import time_blocks, time_figures, time_json
 
 #: Front rows printed on the terminal (the files hold all of them).
 SUMMARY_FRONT_ROWS = 5
@@ -92,6 +94,7 @@ class ReportInfo:
     summary: dict[str, Any]                 # analysis.summarize()
     fidelity: Fidelity | None = None        # the proxy's calibration beside the verdicts
     ablation: dict[str, Any] | None = None  # the latest ablation beside it (`_local_evidence`)
+    time_lines: tuple[str, ...] = ()        # ConvNeXt-T's place per measured time
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,6 +269,7 @@ def _blocks(an: _Analysis, run_dir: Path | None, figs: dict[str, _Fig],
         b.append(("table", _excluded_table(an)))
     else:
         b.append(("p", f"None: all {len(an.df)} trials completed with finite top-1 and GFLOPs."))
+    b.extend(time_blocks(an, figs))
     other = [n for n in an.notes if "importances" not in n]
     if other:
         b.append(("h2", "Notes"))
@@ -295,6 +299,7 @@ def _json(an: _Analysis, run_dir: Path | None, files: list[str],
         "excluded": [{**_row_dict(r, an.dims), "status": plain(r.get("status")),
                       "reason": str(r["reason"])} for _, r in an.excl.iterrows()],
         "notes": an.notes,
+        "time": time_json(an.time),
         "files": files,
         "ablation": _local_json(an, local),
     }
@@ -345,7 +350,7 @@ def write_report(
 def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
            fid: Fidelity | None = None) -> ReportInfo:
     want_png = bool({"md", "html", "png"} & set(fm))
-    figs = _figures(an) if want_png else {}
+    figs = {**_figures(an), **time_figures(an)} if want_png else {}
     local = _local_evidence(run_dir) if an.run_meta and an.run_meta.get("kind", "search") == "search" \
         else None
     blocks = _blocks(an, run_dir, figs, fid, local) if {"md", "html"} & set(fm) else []
@@ -363,6 +368,9 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
             verdicts["verdict_shown"] = [fid.shown(x) for x in verdicts["verdict"]]
         write("verdict.csv", verdicts.to_csv(index=False))
         write("excluded.csv", an.excl.to_csv(index=True, index_label="row"))
+        if an.time is not None:
+            front = an.time.front("latency_ms").front
+            write("time_front.csv", front.to_csv(index=True, index_label="row"))
     if "md" in fm:
         write("report.md", _render_md(blocks))
     if "html" in fm:
@@ -378,6 +386,9 @@ def _write(an: _Analysis, run_dir: Path | None, out: Path, fm: tuple[str, ...],
         front=front_rows, verdict=an.verdict, effects_n=len(an.effects),
         importances=an.importances, notes=tuple(an.notes), summary=an.summary, fidelity=fid,
         ablation=_local_json(an, local),
+        time_lines=() if an.time is None else tuple(
+            f"in {f.label} on {an.time.device} (n = {f.n}): {time_place_text(f)}"
+            for f in an.time.fronts if f.cost != "flops"),
     )
 
 
@@ -412,6 +423,7 @@ def summary_text(info: ReportInfo, front_rows: int = SUMMARY_FRONT_ROWS) -> str:
                      f"{_gf(v.reference_flops)} GFLOPs); dominated by {len(v.dominated_by)} "
                      f"design(s), up to {_pp(v.top1_gap)} pp top-1, down to {v.flop_ratio:.3f}x "
                      f"its GFLOPs")
+    lines.extend(info.time_lines)
     judged = [d for d in v.dims if d.dim in info.varying]
     if judged and fid is not None and fid.warning() and fid.record is not None:
         lines.append(fid.warning())

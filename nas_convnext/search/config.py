@@ -46,13 +46,26 @@ class SearchConfig:
     results_dir: str = str(RESULTS_DIR)
     fit_width: bool = True
     replay: str | None = None          # a replay table: trials looked up, not trained
+    objective: str = "flops"           # the second objective: flops, latency or throughput
+    latency_budget_ms: float | None = None   # hard limit on batch-1 latency
+    throughput_min: float | None = None      # hard floor on throughput (images/s)
+    speed_batch: int | None = None     # throughput batch; None: see search.objective
+    measure_speed: bool = False        # measure speed even when nothing above needs it
 
     def __post_init__(self) -> None:
         for name, check in _CHECKS.items():
             check(getattr(self, name))
+        self.speed_objective()  # the speed settings' own rules
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def speed_objective(self):
+        """The second objective and speed constraints (`search.objective.Objective`)."""
+        from .objective import Objective
+
+        return Objective(self.objective, self.latency_budget_ms, self.throughput_min,
+                         self.speed_batch, self.measure_speed)
 
 
 # Ray counts resources in steps of 0.0001 (`ray_constants.MIN_RESOURCE_GRANULARITY`): a
@@ -103,6 +116,12 @@ def _check_optional_positive_int(option: str) -> Callable[[Any], None]:
                                   or value < 1):
             raise ValueError(f"{option} {value!r}: expected a positive integer")
     return check
+
+
+def _check_optional_positive_number(option: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not (math.isfinite(value) and value > 0)):
+        raise ValueError(f"{option} {value!r}: expected a positive number")
 
 
 def _check_budget(value: float | None) -> None:
@@ -161,11 +180,17 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "space": _no_check, "proxy": _no_check, "dataset": _check_dataset, "data_dir": _no_check,
     "storage_path": _no_check, "results_dir": _no_check, "fit_width": _no_check,
     "replay": _no_check,
+    "objective": _check_in("--objective", ("flops", "latency", "throughput")),
+    "latency_budget_ms": lambda v: _check_optional_positive_number("--latency-budget", v),
+    "throughput_min": lambda v: _check_optional_positive_number("--throughput-min", v),
+    "speed_batch": _check_optional_positive_int("--speed-batch"), "measure_speed": _no_check,
 }
 
-# Settings added after runs were made: a run.json without one reads as its default, so runs
-# of earlier versions resume.
-_ADDED_LATER = {"replay": None}
+# Settings added after runs were made: a run.json without one reads as its default (the run
+# was made before the setting existed, so it used exactly this), so runs of earlier versions
+# resume.
+_ADDED_LATER = {"replay": None, "objective": "flops", "latency_budget_ms": None,
+                "throughput_min": None, "speed_batch": None, "measure_speed": False}
 
 
 def _has_type(value: Any, hint: Any) -> bool:

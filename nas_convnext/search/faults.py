@@ -17,6 +17,10 @@ config, so nothing changes unless the variable is set.
     replace:K      the run folder is replaced by a file when trial K reports its first epoch
                    (someone removed it, or moved another file there, while the search ran)
 
+    speed:K:MS     trial K's speed is not measured: a stand-in gives MS milliseconds of
+                   batch-1 latency per full-size GFLOP (a latency budget can then be tested
+                   in seconds, with times known in advance)
+
 K may be "all" (every trial). For "interrupt" and "term", K may also name a moment of the
 search's start-up instead of a trial (see `MOMENTS`): the signal is sent there.
 """
@@ -51,6 +55,17 @@ def _parse(config: dict[str, Any]) -> tuple[str, str]:
 
 def kind(config: dict[str, Any]) -> str:
     return _parse(config)[0]
+
+
+def speed_stand_in(config: dict[str, Any]) -> float | None:
+    """The stand-in's milliseconds per GFLOP when this trial's fault is `speed`, else None."""
+    what, arg = _parse(config)
+    if what != "speed":
+        return None
+    try:
+        return float(arg)
+    except ValueError:
+        raise ValueError(f"{ENV} speed:K:MS needs milliseconds per GFLOP; got {arg!r}") from None
 
 
 def inject(config: dict[str, Any], epoch: int) -> str:

@@ -20,6 +20,12 @@ is tested without Ray; `MOASHA` keeps a run's rungs (also usable without Ray, e.
 replayed run, see replay.simulate_run); `mo_asha_scheduler` makes the Ray Tune
 `TrialScheduler` around it (Ray imported only then), which reads a trial's FLOPs and reference
 flag from its config (`flops`, `reference`, as the search's searcher puts them there).
+
+With a time objective (`search --objective latency|throughput`) the cost is the trial's
+measured time instead of its GFLOPs: the batch-1 latency in ms, or the time per image at the
+throughput batch in ms (1000 / throughput, so that smaller is better here too), read from the
+results the trial reports (it measures its speed before its first epoch and reports it with
+every epoch). A trial without that figure has a NaN cost and ranks in the last front.
 """
 from __future__ import annotations
 
@@ -34,7 +40,8 @@ class RungRecord:
     """One trial's result at a rung: what the rung's decision compares.
 
     `top1` is a fraction (higher is better; NaN for a trial without a usable result) and
-    `gflops` the design's full-size complexity (lower is better).
+    `gflops` the cost (lower is better): the design's full-size GFLOPs, or with a time
+    objective its measured milliseconds (see `measured_cost`).
     """
 
     trial_id: str
@@ -250,19 +257,42 @@ def scheduler_class():
 _SCHEDULER = None
 
 
+#: The costs MO-ASHA can compare besides FLOPs: the search's objective -> the reported
+#: figure and whether it is a rate (images/s, turned into ms per image).
+TIME_COSTS = {"latency": ("latency_ms", False), "throughput": ("throughput", True)}
+
+
+def measured_cost(cost: str, result: dict[str, Any]) -> float:
+    """The measured time a trial reported, as a cost (smaller is better): its batch-1 latency
+    in ms (`cost` 'latency'), or 1000 / its throughput, ms per image ('throughput'); NaN
+    when the trial reported none."""
+    key, rate = TIME_COSTS[cost]
+    try:
+        value = float(result.get(key, math.nan))
+    except (TypeError, ValueError):
+        return math.nan
+    if not math.isfinite(value) or value <= 0:
+        return math.nan
+    return 1000.0 / value if rate else value
+
+
 def mo_asha_scheduler(max_t: int, grace_period: int = 1, reduction_factor: float = 3,
                       time_attr: str = "epoch", metric: str = "top1", cost_key: str = "flops",
-                      reference_key: str = "reference"):
+                      reference_key: str = "reference", cost: str = "flops"):
     """A Ray Tune scheduler running multi-objective ASHA (see the module's docstring).
 
     Parameters: `max_t`, the planned epochs; `grace_period`, `reduction_factor`: ASHA's rung
     spacing and promoted share 1/eta (the search uses 1 and 3, as for ASHA); `time_attr`, the
     reported epoch counter; `metric`, the reported top-1 (maximised); `cost_key`, the config
     key holding the design's FLOPs (minimised, compared in GFLOPs); `reference_key`, a config
-    key that, when truthy, marks a trial that is never stopped.
+    key that, when truthy, marks a trial that is never stopped; `cost`, the search's second
+    objective: 'flops' (the config's `cost_key`), or 'latency' / 'throughput' (the trial's
+    reported figure, see `measured_cost`).
     """
+    if cost != "flops" and cost not in TIME_COSTS:
+        raise ValueError(f"MO-ASHA cost {cost!r}: expected flops, {', '.join(TIME_COSTS)}")
     return scheduler_class()(max_t, grace_period, reduction_factor, time_attr, metric,
-                             cost_key, reference_key)
+                             cost_key, reference_key, cost)
 
 
 def _make_scheduler_class():
@@ -273,25 +303,28 @@ def _make_scheduler_class():
 
         def __init__(self, max_t: int, grace_period: int = 1, reduction_factor: float = 3,
                      time_attr: str = "epoch", metric: str = "top1", cost_key: str = "flops",
-                     reference_key: str = "reference"):
+                     reference_key: str = "reference", cost: str = "flops"):
             super().__init__()
             self.core = MOASHA(max_t, grace_period, reduction_factor)
             self.time_attr, self._metric = time_attr, metric
-            self.cost_key, self.reference_key = cost_key, reference_key
+            self.cost_key, self.reference_key, self.cost = cost_key, reference_key, cost
 
         def set_search_properties(self, metric: str | None, mode: str | None,
                                   **spec: Any) -> bool:
-            # The direction is fixed (top-1 up, FLOPs down): refuse what would invert it.
+            # The direction is fixed (top-1 up, cost down): refuse what would invert it.
             return mode in (None, "max") and metric in (None, self._metric)
 
-        def _gflops(self, trial: Any) -> float:
+        def _gflops(self, trial: Any, result: dict) -> float:
+            """The trial's cost: GFLOPs from its config, or its reported measured time."""
+            if self.cost != "flops":
+                return measured_cost(self.cost, result)
             return float(trial.config.get(self.cost_key, math.nan)) / 1e9
 
         def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
             if self.time_attr not in result or self._metric not in result:
                 return TrialScheduler.CONTINUE
             on = self.core.goes_on(trial.trial_id, result[self.time_attr],
-                                   result[self._metric], self._gflops(trial),
+                                   result[self._metric], self._gflops(trial, result),
                                    bool(trial.config.get(self.reference_key)))
             return TrialScheduler.CONTINUE if on else TrialScheduler.STOP
 
@@ -299,7 +332,7 @@ def _make_scheduler_class():
             # A trial that ended on its own still counts at the rung it reached last.
             if result and self.time_attr in result and self._metric in result:
                 self.core.record(trial.trial_id, result[self.time_attr], result[self._metric],
-                                 self._gflops(trial))
+                                 self._gflops(trial, result))
 
         def debug_string(self) -> str:
             sizes = ", ".join(f"epoch {m}: {len(r)}" for m, r in self.core.rungs.items())

@@ -23,7 +23,9 @@ class TrialOutcome:
     (ASHA stopped it, or the run stopped; see `results.CUT_SHORT`). `diverged`: its loss
     became NaN or infinite; top-1 is the last good epoch's, or NaN when no epoch finished.
     `error`: it raised, its worker died, or it reported a top-1 that is not a number; its
-    metrics are NaN and `message` says why.
+    metrics are NaN and `message` says why. `infeasible`: its measured speed broke a limit
+    of the search (`--latency-budget`, `--throughput-min`), so it was not trained; `message`
+    says which. The speed figures are those the trial measured (NaN when it measured none).
     """
 
     status: str
@@ -34,6 +36,11 @@ class TrialOutcome:
     images_per_s: float = math.nan
     node_id: str = ""
     message: str = ""
+    latency_ms: float = math.nan        # the full-size design's measured speed (NaN: none)
+    latency_ms_spread: float = math.nan
+    throughput: float = math.nan
+    throughput_spread: float = math.nan
+    speed_device: str = ""
 
     @classmethod
     def of(cls, result: dict[str, Any] | None, error: bool, planned_epochs: int,
@@ -46,9 +53,15 @@ class TrialOutcome:
                    "top5": _number(result.get("top5")), "loss": _number(result.get("loss")),
                    "images_per_s": _number(result.get("images_per_s")),
                    "node_id": str(result.get("node_id", "") or ""),
-                   "message": error_text or str(result.get("message", "") or "")}
+                   "message": error_text or str(result.get("message", "") or ""),
+                   **{k: _number(result.get(k)) for k in SPEED_FIGURES},
+                   "speed_device": str(result.get("speed_device", "") or "")}
         if error:
             return cls("error", **{**metrics, "top1": math.nan, "top5": math.nan})
+        if result.get("status") == "infeasible":  # measured, over a speed limit, not trained
+            return cls("infeasible", **{**metrics, "epochs": 0, "top1": math.nan,
+                                        "top5": math.nan, "loss": math.nan,
+                                        "images_per_s": math.nan})
         if result.get("status") == "diverged":
             return cls("diverged", **(metrics if epochs else {**metrics, "top1": math.nan}))
         if epochs < planned_epochs:
@@ -64,7 +77,23 @@ class TrialOutcome:
 
     def told(self, flops: float) -> dict[str, Any]:
         """What the searcher keeps of it, and tells Optuna (see `searcher.tell_outcome`)."""
-        return {"status": self.status, "top1": self.top1, "flops": flops}
+        return {"status": self.status, "top1": self.top1, "flops": flops,
+                **{k: getattr(self, k) for k in (*SPEED_FIGURES, "speed_device")}}
+
+
+#: The measured speed figures a trial reports (see `training.speed.COLUMNS`).
+SPEED_FIGURES = ("latency_ms", "latency_ms_spread", "throughput", "throughput_spread")
+
+
+def told_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """What the searcher keeps of a trial recorded in the table (see `TrialOutcome.told`);
+    a table written before speed was measured has no speed columns: NaN."""
+    out = {"status": row["status"], "top1": row["top1"], "flops": row["flops"]}
+    for k in SPEED_FIGURES:
+        out[k] = _number(row.get(k))
+    device = row.get("speed_device")
+    out["speed_device"] = device if isinstance(device, str) else ""
+    return out
 
 
 def _number(value: Any) -> float:
@@ -85,4 +114,5 @@ def trial_row(config: dict[str, Any], outcome: TrialOutcome, wall_s: float,
             "loss": outcome.loss, "wall_s": wall_s, "images_per_s": outcome.images_per_s,
             "node_id": outcome.node_id, "optuna_number": config["optuna_number"],
             "proxy_width": scale_width(arch, config["proxy"]["width_mult"]).width,
-            "seed": config["seed"], "error": outcome.message}
+            "seed": config["seed"], "error": outcome.message,
+            **{k: getattr(outcome, k) for k in (*SPEED_FIGURES, "speed_device")}}

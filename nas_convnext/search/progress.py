@@ -41,8 +41,10 @@ class Progress:
                 self.best = (top1, _short(row))
         self.running = sum(1 for t in trials if t.status == "RUNNING")
         shown = f"{top1:.3f}" if isinstance(top1, float) and math.isfinite(top1) else "-"
+        lat = row.get("latency_ms")
+        timed = (f"{lat:.1f} ms  " if isinstance(lat, float) and math.isfinite(lat) else "")
         msg = (f"[{self.done}/{self.total}] {row['status']:<13} top1 {shown:>5}  "
-               f"{row['flops'] / 1e9:.2f} GFLOPs  {row['wall_s']:.0f}s  {_short(row)}")
+               f"{row['flops'] / 1e9:.2f} GFLOPs  {timed}{row['wall_s']:.0f}s  {_short(row)}")
         if self.tty:
             self.stream.write("\r\033[K")
         self.stream.write(msg + "\n")

@@ -30,6 +30,7 @@ from ..training.proxy import Proxy, proxy_from_dict
 from . import faults
 from .config import SearchConfig, cluster_endpoint
 from .mo_asha import mo_asha_scheduler
+from .objective import Objective, measure_for_trial
 from .progress import Progress
 from .searcher import Queued, StudySearcher, proposal_sampler
 from .signals import StopSignals, signal_name
@@ -73,12 +74,22 @@ def trainable(config: dict[str, Any], data=None) -> None:
     arch = Arch.from_row(config["arch"])
     proxy = proxy_from_dict(config["proxy"])
     node = ray.get_runtime_context().get_node_id()
+    threads = max(1, int(config["cpus_per_trial"]))
+    objective = Objective(**(config.get("objective") or {}))
+    speed: dict[str, Any] = {}
+    if objective.measures_speed:  # before training: a design over a speed limit is not trained
+        speed = measure_for_trial(arch, objective, threads, faults.speed_stand_in(config))
+        refused = objective.refusal(speed)
+        if refused:
+            tune.report({"epoch": 0, "top1": 0.0, **speed, "node_id": node,
+                         "status": "infeasible", "message": refused})
+            return
     poisoned = faults.PoisonedLoss() if faults.kind(config) == "nan" else None
 
     def report(metrics: dict[str, Any]) -> None:
         if faults.inject(config, metrics["epoch"]) == "nan" and poisoned is not None:
             poisoned.on = True
-        tune.report({**metrics, "node_id": node, "status": "running"})
+        tune.report({**metrics, **speed, "node_id": node, "status": "running"})
 
     if config.get("replay"):  # recorded trials: looked up and reported at once, not trained
         from .replay import cached_table, replay_trial
@@ -87,13 +98,14 @@ def trainable(config: dict[str, Any], data=None) -> None:
                               epochs=proxy.epochs)
     else:
         result = train_trial(arch, proxy, data, seed=int(config["seed"]), report=report,
-                             threads=max(1, int(config["cpus_per_trial"])), loss_hook=poisoned)
+                             threads=threads, loss_hook=poisoned)
     if result.status == "diverged":
         last = result.history[-1] if result.history else {}
         tune.report({"epoch": result.epochs, "top1": last.get("top1", 0.0),
                      "top5": last.get("top5", math.nan), "loss": last.get("loss", math.nan),
                      "images_per_s": result.images_per_s, "elapsed_s": result.elapsed_s,
-                     "node_id": node, "status": "diverged", "message": result.message})
+                     **speed, "node_id": node, "status": "diverged",
+                     "message": result.message})
 
 
 def _check_reachable(address: str, source: str | None = None) -> None:
@@ -266,12 +278,15 @@ def run_trials(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data,
     from ray import tune
 
     planned = proxy.epochs
+    objective = cfg.speed_objective()
     base = {"proxy": proxy.to_dict(), "seed": cfg.seed, "cpus_per_trial": cfg.cpus_per_trial,
-            "order_start": max([int(r["order"]) for r in rows], default=0), "fault": fault}
+            "order_start": max([int(r["order"]) for r in rows], default=0), "fault": fault,
+            "objective": objective.to_dict()}
     sampler = functools.partial(proposal_sampler, cfg.sampler, cfg.seed, space)
     grid = space.size if cfg.sampler == "grid" else None
     searcher = StudySearcher(study, space, cfg.budget, cfg.fit_width, cfg.trials, pending, done,
-                             base, planned, proposed, sampler, grid_size=grid)
+                             base, planned, proposed, sampler, grid_size=grid,
+                             objective=objective)
     total = len(pending) + max(0, cfg.trials - proposed)
     if grid is not None:  # at most the grid's points not proposed yet
         total = min(total, len(pending) + max(0, grid - len(searcher.points)))
@@ -297,9 +312,11 @@ def run_trials(cfg: SearchConfig, proxy: Proxy, space: DesignSpace, study, data,
     if cfg.scheduler == "asha" and planned > 1:
         scheduler = _asha(planned)
     elif cfg.scheduler == "mo-asha" and planned > 1:
-        # rungs and eta as ASHA's; reads config["flops"] and config["reference"]. A resumed
-        # run starts with empty rungs: Tune's scheduler state is not part of the run folder.
-        scheduler = mo_asha_scheduler(max_t=planned, grace_period=1, reduction_factor=3)
+        # rungs and eta as ASHA's; reads config["flops"] (or, with a time objective, the
+        # measured time each trial reports) and config["reference"]. A resumed run starts
+        # with empty rungs: Tune's scheduler state is not part of the run folder.
+        scheduler = mo_asha_scheduler(max_t=planned, grace_period=1, reduction_factor=3,
+                                      cost=objective.name)
     resources = {"cpu": cfg.cpus_per_trial, "gpu": cfg.gpus_per_trial}
     trainable_fn = tune.with_resources(tune.with_parameters(trainable, data=data), resources)
     storage = Path(cfg.storage_path).resolve() if cfg.storage_path else run_dir.resolve()

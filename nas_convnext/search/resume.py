@@ -14,6 +14,8 @@ from ..results import (
     RUN_JSON,
 )
 from .config import SearchConfig
+from .objective import Objective
+from .outcome import told_from_row
 from .searcher import Candidate, Queued, TrialKey, row_key, unfinished_proposals
 
 
@@ -79,22 +81,23 @@ def restore_row(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate], seed: int = 0
+def work_left(study, rows: list[dict[str, Any]], refs: list[Candidate], seed: int = 0,
+              objective: Objective | None = None
               ) -> tuple[list[Queued], dict[TrialKey, dict], int]:
     """A run's state, read from its table and its study (both empty for a new run).
 
     `refs`: the run's fixed trials (reference points, roadmap steps, a calibration's steps x
-    seeds); `seed`: the run's seed (`--seed`), that of every trial without its own.
+    seeds); `seed`: the run's seed (`--seed`), that of every trial without its own;
+    `objective`: the run's second objective, in which a trial left RUNNING is told its row.
     Returns what to train before any new proposal (fixed trials without a row, then the
     designs an interrupted run had chosen but not finished), the outcome of every trial with
     a row, by its identity (design key, seed), and how many searched designs count as
     proposed already. A fixed trial is known by its name and seed (two roadmap steps may be
     one design under two recipes), so none is trained twice.
     """
-    done = {row_key(r, seed): {"status": r["status"], "top1": r["top1"], "flops": r["flops"]}
-            for r in rows}
+    done = {row_key(r, seed): told_from_row(r) for r in rows}
     done_refs = {(r["reference"], row_key(r, seed)[1]) for r in rows if r["reference"]}
     pending = [Queued(c) for c in refs if (c.reference, c.trial_seed(seed)) not in done_refs]
-    unfinished = unfinished_proposals(study, done, seed)
+    unfinished = unfinished_proposals(study, done, seed, objective)
     proposed = sum(1 for r in rows if not r["reference"]) + len(unfinished)
     return pending + unfinished, done, proposed

@@ -293,8 +293,8 @@ def check_replay(cfg: SearchConfig, kind: str, space: DesignSpace, proxy: Proxy,
                  fixed: list[Candidate]) -> None:
     """Refuse, in one line, a replayed run whose table cannot answer every trial: a design it
     may propose (any of the space's designs within the budget) or a reference the table
-    lacks, a table with fewer epochs than the proxy plans, or --fit-width (narrowed designs
-    are not in a table)."""
+    lacks, a table with fewer epochs than the proxy plans, --fit-width (narrowed designs
+    are not in a table), or a speed objective or limit (a table records no measured speed)."""
     from .replay import ReplayTable
 
     if kind != "search":
@@ -309,6 +309,10 @@ def check_replay(cfg: SearchConfig, kind: str, space: DesignSpace, proxy: Proxy,
     if cfg.fit_width:
         raise ValueError("--replay cannot fit widths (narrowed designs are not in a replay "
                          "table): leave out --fit-width")
+    if cfg.speed_objective().measures_speed:
+        raise ValueError("--replay looks trials up in a table that records no measured speed: "
+                         "search it with --objective flops and without --latency-budget, "
+                         "--throughput-min or --measure-speed")
     table = ReplayTable.load(cfg.replay)
     table.check(c.arch for c in fixed)
     for arch in space.enumerate():
@@ -425,8 +429,10 @@ def _train(plan: _Plan, rows: list[dict[str, Any]], on_start: Callable[[Path], N
     """Open the study, work out what is left to train and hand it to Ray Tune."""
     faults.at(plan.fault, "study")
     with signals.deferred():
-        study = open_study(plan.run_dir, plan.sampler)
-    pending, done, proposed = work_left(study, rows, list(plan.fixed), plan.cfg.seed)
+        objective = plan.cfg.speed_objective()
+        study = open_study(plan.run_dir, plan.sampler, objective)
+    pending, done, proposed = work_left(study, rows, list(plan.fixed), plan.cfg.seed,
+                                        objective)
     if on_start is not None:
         on_start(plan.run_dir)
     if len(pending) + max(0, plan.cfg.trials - proposed) <= 0:

@@ -1,7 +1,8 @@
 """The Optuna side of a search: what will be trained, the samplers, and the searcher.
 
-Optuna owns the proposals (a seeded sampler, two objectives: proxy top-1 up, GFLOPs down, the
-budget as a constraint set with `trial.set_constraint`). `StudySearcher` asks the study for
+Optuna owns the proposals (a seeded sampler, two objectives: proxy top-1 up, and GFLOPs, the
+measured latency down or the measured throughput up (`objective.Objective`); the FLOP budget
+and any speed limits as constraints set with `trial.set_constraint`). `StudySearcher` asks the study for
 designs and tells it the outcomes itself, so that trials stopped early are reported to Optuna
 as pruned, not as finished results. It knows nothing of Ray: `raytune` wraps it in a Tune
 Searcher. Each proposal's sampler is seeded by the run's seed and the trial's number
@@ -24,6 +25,7 @@ from ..design.complexity import complexity, fit_width
 from ..design.space import DesignSpace
 from ..results import STUDY_FILE
 from ..training.proxy import proxy_from_dict
+from .objective import Objective
 from .outcome import TrialOutcome
 
 GRID_LIMIT = 10_000
@@ -176,34 +178,63 @@ def proposal_sampler(name: str, seed: int, space: DesignSpace, number: int):
                             space)
 
 
-def tell_outcome(study, trial, outcome: dict[str, Any]) -> None:
+def tell_outcome(study, trial, outcome: dict[str, Any], objective: Objective | None = None
+                 ) -> None:
     """Tell Optuna a trained design's outcome; `trial` is a Trial or a trial number.
 
-    Stopped-early trials are PRUNED (their top-1 is not a finished result); diverged ones
-    count as top-1 0 at their FLOPs, so the sampler learns to avoid them; errors are FAIL.
+    The second value is the objective's (GFLOPs by default, else the measured latency or
+    throughput). Stopped-early trials are PRUNED (their top-1 is not a finished result);
+    diverged ones count as top-1 0 at their cost, so the sampler learns to avoid them;
+    errors are FAIL. A measured speed sets the speed constraints (`Objective.constraints`)
+    first, so a design over a latency budget (status `infeasible`, top-1 0) is infeasible to
+    Optuna, as a design over the FLOP budget is. A trial whose second value was not measured
+    cannot be placed, and is FAIL.
     """
     from optuna.trial import TrialState
 
+    objective = objective or Objective()
     status = outcome["status"]
-    if status == "completed":
-        study.tell(trial, [float(outcome["top1"]), outcome["flops"] / 1e9])
-    elif status == "diverged":
-        study.tell(trial, [0.0, outcome["flops"] / 1e9])
+    second = objective.second_value(outcome)
+    constraints = objective.constraints(outcome)
+    if constraints:
+        handle = _trial_handle(study, trial)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a constraint set before (a re-tell) stays
+            for key, value in constraints.items():
+                handle.set_constraint(key, value)
+    if status in ("completed", "diverged", "infeasible") and not second == second:  # NaN
+        study.tell(trial, state=TrialState.FAIL)
+    elif status == "completed":
+        study.tell(trial, [float(outcome["top1"]), second])
+    elif status in ("diverged", "infeasible"):
+        study.tell(trial, [0.0, second])
     elif status == "stopped_early":
         study.tell(trial, state=TrialState.PRUNED)
     else:
         study.tell(trial, state=TrialState.FAIL)
 
 
-def unfinished_proposals(study, done: dict[TrialKey, dict], seed: int = 0) -> list[Queued]:
+def _trial_handle(study, trial):
+    """A Trial to set constraints on, for a Trial or a trial number (a resumed trial)."""
+    if not isinstance(trial, int):
+        return trial
+    import optuna
+
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, trial)
+    return optuna.trial.Trial(study, trial_id)
+
+
+def unfinished_proposals(study, done: dict[TrialKey, dict], seed: int = 0,
+                         objective: Objective | None = None) -> list[Queued]:
     """The designs an interrupted run chose for training but has no row of: to train first.
 
     Each keeps its Optuna trial, and so its number: together with `proposal_seed`, the resumed
     run then proposes trial for trial what the uninterrupted run would have. A trial still
     RUNNING is told its outcome once its design is trained; one the study was told of whose row
     was never written (the run stopped between the two) is trained for its row only; a RUNNING
-    trial whose row exists is told from the row. A trial interrupted while it was being
-    proposed (no design chosen yet) is marked failed.
+    trial whose row exists is told from the row (in the run's `objective`, as the searcher
+    tells it). A trial interrupted while it was being proposed (no design chosen yet) is
+    marked failed.
     """
     from optuna.trial import TrialState
 
@@ -222,7 +253,7 @@ def unfinished_proposals(study, done: dict[TrialKey, dict], seed: int = 0) -> li
         key = trial_key(arch, seed)
         if key in done:
             if running:
-                tell_outcome(study, t.number, done[key])
+                tell_outcome(study, t.number, done[key], objective)
             continue
         if key in seen:  # cannot happen with one searcher; never train a design twice
             if running:
@@ -247,8 +278,10 @@ class StudySearcher:
     def __init__(self, study, space: DesignSpace, budget: float, fit: bool,
                  trials: int, pending: list[Queued], done: dict[TrialKey, dict],
                  base_config: dict[str, Any], planned_epochs: int, already: int,
-                 sampler: Callable[[int], Any], grid_size: int | None = None):
+                 sampler: Callable[[int], Any], grid_size: int | None = None,
+                 objective: Objective | None = None):
         self.study, self.space, self.budget, self.fit = study, space, budget, fit
+        self.objective = objective or Objective()
         self.sampler = sampler              # trial number -> the sampler that proposes it
         self.trials, self.pending, self.done = trials, list(pending), dict(done)
         self.base, self.planned_epochs = base_config, planned_epochs
@@ -314,7 +347,10 @@ class StudySearcher:
             if cand is None:
                 flops = complexity(arch).flops
                 t.set_constraint("flops_over_budget", (flops - self.budget) / 1e9)
-                self.study.tell(t, [0.0, flops / 1e9])
+                # Never measured, so over a time objective it is told the worst time.
+                self.study.tell(t, [0.0, self.objective.second_value({"flops": flops})
+                                    if self.objective.name == "flops"
+                                    else self.objective.worst()])
                 continue
             key = trial_key(cand.arch, int(self.base["seed"]))  # proposals: the run's seed
             t.set_constraint("flops_over_budget", (cand.flops - self.budget) / 1e9)
@@ -359,7 +395,7 @@ class StudySearcher:
         return bool(self.pending) or (self.asked < self.trials and not self.ran_out())
 
     def _tell(self, t, outcome: dict[str, Any]) -> None:
-        tell_outcome(self.study, t, outcome)
+        tell_outcome(self.study, t, outcome, self.objective)
 
     def on_trial_complete(self, trial_id: str, result=None, error: bool = False) -> None:
         t = self.live.pop(trial_id, None)
@@ -376,14 +412,17 @@ class StudySearcher:
 
 
 
-def open_study(run_dir: Path, sampler):
+def open_study(run_dir: Path, sampler, objective: Objective | None = None):
+    """The run's Optuna study: proxy top-1 up, and the objective's cost (GFLOPs, latency)
+    down or throughput up."""
     import optuna
 
+    objective = objective or Objective()
     storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study = optuna.create_study(study_name="search", storage=storage, sampler=sampler,
-                                    directions=["maximize", "minimize"], load_if_exists=True)
-        study.set_metric_names(["top1", "gflops"])
+                                    directions=objective.directions(), load_if_exists=True)
+        study.set_metric_names(objective.metric_names())
     return study

@@ -216,9 +216,13 @@ def _median_iqr(values: list[float]) -> tuple[float, float]:
 
 
 def _device(device: str | torch.device | None) -> torch.device:
-    dev = pick_device(str(device) if device is not None else None)
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device {str(dev)!r} is not supported for speed: use cpu or cuda")
+    try:
+        dev = pick_device(str(device) if device is not None else None)
+    except RuntimeError:  # torch's own words for an unknown device name are a traceback
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r} is not supported for speed: use cpu, cuda "
+                         "or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} asked for, but torch sees no CUDA GPU here")
     return dev

@@ -107,6 +107,28 @@ def _text(text: str) -> str:
     return text
 
 
+_DECIMAL = r"((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)"
+
+
+def _latency_ms(text: str) -> float:
+    """'30ms', '0.03s', '500us' or a bare number of milliseconds."""
+    m = re.fullmatch(rf"\s*{_DECIMAL}\s*(ms|s|us|µs)?\s*", text)
+    assert m, f"accepted latency {text!r} is none of the documented forms"
+    return float(m.group(1)) * {None: 1, "ms": 1, "s": 1e3, "us": 1e-3, "µs": 1e-3}[m.group(2)]
+
+
+def _rate(text: str) -> float:
+    """'200', '200/s', '200img/s' or '200images/s': images per second."""
+    m = re.fullmatch(rf"\s*{_DECIMAL}\s*(/s|img/s|images/s)?\s*", text)
+    assert m, f"accepted throughput {text!r} is none of the documented forms"
+    return float(m.group(1))
+
+
+def _batch(text: str) -> int | None:
+    """A throughput batch, or none (latency only)."""
+    return None if text.strip().lower() == "none" else int(text)
+
+
 SEARCH_FIELDS = {  # option: (SearchConfig field, what the accepted value must arrive as)
     "--budget": ("budget", _budget), "--trials": ("trials", int),
     "--sampler": ("sampler", _text), "--scheduler": ("scheduler", _text),
@@ -117,6 +139,8 @@ SEARCH_FIELDS = {  # option: (SearchConfig field, what the accepted value must a
     "--data-dir": ("data_dir", _text), "--address": ("address", _text),
     "--storage-path": ("storage_path", _text), "--results-dir": ("results_dir", _text),
     "--space": ("space", _text), "--replay": ("replay", _text),
+    "--objective": ("objective", _text), "--latency-budget": ("latency_budget_ms", _latency_ms),
+    "--throughput-min": ("throughput_min", _rate), "--speed-batch": ("speed_batch", int),
 }
 SEARCH_OPTIONS = ["--budget", "--trials", "--sampler", "--scheduler", "--proxy", "--epochs",
                   "--concurrency", "--cpus-per-trial", "--gpus-per-trial", "--time-budget",
@@ -284,6 +308,12 @@ def _plausible(target: tuple[str, str]) -> st.SearchStrategy[str]:
         return st.sampled_from(["30m", "90s", "1.5h", "2h30m", "45", "1h 5m"])
     if target[1] in ("--proxy",):
         return st.sampled_from(["cpu-tiny", "cpu", "gpu"])
+    if target[1] == "--latency-budget":
+        return st.sampled_from(["30ms", "0.03s", "500us", "45", " 2.5 ms "])
+    if target[1] == "--throughput-min":
+        return st.sampled_from(["200/s", "200", "12.5img/s", "3images/s"])
+    if target[1] == "--batch":
+        return st.sampled_from(["8", "64", "none", "None", " 4 "])
     return _NAME
 
 
@@ -304,15 +334,18 @@ def _base_argv(command: str, results: str, run: str) -> list[str]:
                        "--name", "ok", "--results-dir", results],
             "ablate": ["ablate", "convnext_t", "depths=2,2,6,2", "--space", "small", "--proxy",
                        "cpu-tiny", "--dataset", "synthetic", "--results-dir", results],
+            "speed": ["speed", "convnext_t", "--json"],
             "analyze": ["analyze", run]}[command]
 
 
 @pytest.fixture
 def stop_before_work(monkeypatch):
     """Stop each command where its real work would begin, after every check of its input:
-    Ray's start (search, roadmap --train), training (train), the report (analyze); and
+    Ray's start (search, roadmap --train), training (train), the report (analyze), the
+    measurement (speed); and
     record what reached there, to compare with the value given."""
     import nas_convnext.report.run_report as report_module
+    import nas_convnext.training.speed_table as speed_table_module
     import nas_convnext.training.trial as train_module
     from nas_convnext.design.space import DesignSpace
     from nas_convnext.training.trial import DataSource
@@ -340,6 +373,7 @@ def stop_before_work(monkeypatch):
     monkeypatch.setattr(train_module, "train_trial", reached)
     monkeypatch.setattr(train_module, "load_proxy_data", loading)
     monkeypatch.setattr(report_module, "write_report", reached)
+    monkeypatch.setattr(speed_table_module, "cached_speed", reached)
     monkeypatch.setattr(DesignSpace, "describe", describing)
     return seen
 
@@ -351,6 +385,10 @@ def _config(seen):
 def _train(seen, name):
     args, kwargs = seen["call"]  # train_trial(arch, proxy, data, seed, report=, threads=)
     return {"proxy": args[1], "seed": args[3], "threads": kwargs.get("threads")}[name]
+
+
+def _measured(seen, name):
+    return seen["call"][1][name]  # cached_speed(arch, batch=, resolution=, device=, ...)
 
 
 def _report(seen, name):
@@ -379,6 +417,11 @@ def _arrivals() -> dict[tuple[str, str], tuple]:
         ("train", "--dataset"): (lambda seen, o: seen["data"][0], _text),
         # synthetic data is generated: no data folder reaches its loader (a note says so)
         ("train", "--data-dir"): (lambda seen, o: seen["data"][1] or None, lambda v: None),
+        ("speed", "--batch"): (lambda seen, o: _measured(seen, "batch"), _batch),
+        ("speed", "--threads"): (lambda seen, o: _measured(seen, "threads"), int),
+        ("speed", "--resolution"): (lambda seen, o: _measured(seen, "resolution"), int),
+        ("speed", "--device"): (lambda seen, o: _measured(seen, "device"), _text),
+        ("speed", "--seconds"): (lambda seen, o: _measured(seen, "budget_s"), float),
         ("analyze", "--format"): (lambda seen, o: _report(seen, "formats"), lambda v: (v,)),
         ("analyze", "--out"): (lambda seen, o: _report(seen, "out_dir"), _text),
         ("analyze", "--seed"): (lambda seen, o: _report(seen, "seed"), int),
@@ -410,7 +453,7 @@ def test_every_value_option_is_checked_on_arrival():
 
 def test_every_value_option_is_swept():
     assert {c for c, _ in VALUE_OPTIONS} == {"flops", "space", "train", "roadmap", "search",
-                                             "analyze", "calibrate", "ablate"}
+                                             "analyze", "calibrate", "ablate", "speed"}
     assert len(VALUE_OPTIONS) >= 40 and ("search", "--address") in VALUE_OPTIONS
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 
 import optuna
@@ -66,7 +67,11 @@ def test_the_trainable_gets_each_trials_own_seed_and_the_same_design_twice():
     assert s.suggest("t3") is None
     s.on_trial_complete("t1", {"epoch": 1, "top1": 0.5}, False)
     assert s.in_flight == {(arch.key(), 0), (arch.key(), 7)}
-    assert s.done == {(arch.key(), 1): {"status": "completed", "top1": 0.5, "flops": 1}}
+    assert list(s.done) == [(arch.key(), 1)]
+    told = s.done[(arch.key(), 1)]
+    assert {k: told[k] for k in ("status", "top1", "flops")} == \
+        {"status": "completed", "top1": 0.5, "flops": 1}
+    assert math.isnan(told["latency_ms"]) and told["speed_device"] == ""  # nothing measured
 
 
 def _row(cand: Candidate, seed: int, top1: float = 0.5) -> dict:

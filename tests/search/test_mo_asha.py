@@ -11,6 +11,7 @@ from nas_convnext.search.mo_asha import (
     RungRecord,
     crowding_distances,
     front_ranks,
+    measured_cost,
     mo_asha_scheduler,
     promotes,
     rung_milestones,
@@ -67,6 +68,32 @@ def test_dominated_design_stops_and_a_reference_never_does():
     later = _decide(sched, [ACCURATE, MEDIUM, ref], epoch=3)
     assert later["resnet50"] == "CONTINUE"
     assert sched.core.num_stopped == 2    # `worse` and `dominated`, never the reference
+
+
+def test_a_time_objective_ranks_by_the_measured_time_each_trial_reports():
+    """search --objective latency|throughput: the rung compares the reported time, not the
+    config's FLOPs. Four designs of equal FLOPs: by FLOPs the least accurate is dominated and
+    stops; by latency it is the fastest, the front's cheap end, and goes on."""
+    # (name, top-1, latency ms, throughput images/s); throughput ranks as 1000 / it
+    runs = [("a", 0.90, 40.0, 25.0), ("b", 0.80, 20.0, 50.0), ("c", 0.70, 30.0, 33.0),
+            ("fast", 0.50, 5.0, 200.0)]
+
+    def decide(scheduler):
+        out = {}
+        for name, top1, lat, thr in runs:
+            trial = _trial(name, 4 * GF)
+            out[name] = scheduler.on_trial_result(
+                None, trial, {"epoch": 1, "top1": top1, "latency_ms": lat, "throughput": thr})
+        return out
+
+    assert decide(mo_asha_scheduler(max_t=4))["fast"] == "STOP"   # same FLOPs, less accurate
+    by_latency = decide(mo_asha_scheduler(max_t=4, cost="latency"))
+    assert by_latency == {"a": "CONTINUE", "b": "CONTINUE", "c": "STOP", "fast": "CONTINUE"}
+    assert decide(mo_asha_scheduler(max_t=4, cost="throughput")) == by_latency
+    assert measured_cost("throughput", {"throughput": 250.0}) == pytest.approx(4.0)
+    assert math.isnan(measured_cost("latency", {}))              # none reported: last front
+    with pytest.raises(ValueError, match="MO-ASHA cost 'params'"):
+        mo_asha_scheduler(max_t=4, cost="params")
 
 
 def test_fronts_and_crowding_of_hand_made_points():

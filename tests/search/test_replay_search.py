@@ -115,6 +115,11 @@ def test_replay_refuses_fit_width_and_a_missing_reference(tmp_path, small_design
               "--epochs", str(EPOCHS), "--results-dir", str(tmp_path / "runs"))
     rc, _, err = _cli(*common, "--replay", str(table), "--fit-width")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "--fit-width" in err
+    # a replay table records no measured speed: a time objective or limit is refused
+    for speed in (("--objective", "latency"), ("--latency-budget", "30ms")):
+        rc, _, err = _cli(*common, "--replay", str(table), *speed)
+        assert rc == 2 and len(err.strip().splitlines()) == 1, err
+        assert "records no measured speed" in err and "Traceback" not in err
     rc, _, err = _cli(*common, "--replay", str(table))
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "is not in replay table" in err and "depths=3,4,6,3" in err   # resnet50

@@ -17,10 +17,10 @@ from .design.complexity import FLOP_CONVENTION, complexity, fvcore_count, parse_
 from .results import one_line, text_table
 from .run_end import (  # noqa: F401
     ABLATE_BUDGET,
-    ABLATE_MAX_SEEDS,
     ABLATE_SEEDS,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
+    MAX_SEEDS,
     SEED_MAX,
     _ablation_fidelity,
     _analyze_ablation,
@@ -237,9 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("calibrate", help="how faithfully the proxy ranks the paper's 17 roadmap "
                        "steps: Kendall tau with intervals, seed ceiling, FLOPs-only baseline")
-    s.add_argument("--seeds", type=_positive_int, default=2,
-                   help="seeds each step is trained with, --seed to --seed + N - 1; 2 or more "
-                   "give an interval (default: %(default)s)")
+    s.add_argument("--seeds", type=_int_at_least(1, MAX_SEEDS), default=2,
+                   help="seeds each step is trained with, --seed to --seed + N - 1, at most 1000; 2 or "
+                   "more give an interval (default: %(default)s)")
     s.add_argument("--json", action="store_true", help="print calibration.json's object on stdout (default: a summary)")
     s.add_argument("--resume", default=None, metavar="RUN_DIR", help="finish an interrupted calibration (default: start a new one)")
     _training_options(s)
@@ -295,8 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"override fields of the base ({', '.join(FIELD_NAMES)}) (default: none)")
     s.add_argument("--space", default="convnext", help="the space whose dimensions are varied, one at a time: a shipped space name (convnext, small) or a YAML file; it must hold the base's values (default: %(default)s)")
     s.add_argument("--budget", type=_budget, default=None, help=f"FLOP ceiling: a base above it is narrowed, a variant above it skipped, e.g. 4.5GFLOPs (default: {ABLATE_BUDGET})")
-    s.add_argument("--seeds", type=_ablate_seeds, default=None,
-                   help=f"seeds every design is trained with, at least 2: --seed, --seed + 1, ... (default: {ABLATE_SEEDS})")
+    s.add_argument("--seeds", type=_int_at_least(2, MAX_SEEDS, "a paired interval needs at least 2 seeds (one seed has no spread); the default is 3"), default=None,
+                   help=f"seeds every design is trained with, 2 to 1000: --seed, --seed + 1, ... (default: {ABLATE_SEEDS})")
     _training_options(s)
     for action in s._actions:
         if action.dest == "seed":
@@ -332,7 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _int_at_least(low: int):
+def _int_at_least(low: int, high: int | None = None, why_low: str | None = None):
+    """An integer option's parser: at least `low` (`why_low` says why, if given) and at most
+    `high` (a --seeds count is bounded: every design is trained with each seed, and an
+    unbounded count would plan millions of trials before anything starts)."""
     def parse(text: str) -> int:
         try:
             v = int(text)
@@ -340,24 +343,11 @@ def _int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
         if v < low:
             rule = "positive" if low == 1 else f"{low} or more"
-            raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
+            raise argparse.ArgumentTypeError(f"{text!r}: {why_low}" if why_low else f"{text!r} must be {rule}")
+        if high is not None and v > high:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at most {high}")
         return v
     return parse
-
-
-def _ablate_seeds(text: str) -> int:
-    """--seeds of an ablation: 2 (one seed has no interval) to ABLATE_MAX_SEEDS."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if v < 2:
-        raise argparse.ArgumentTypeError(f"{text!r}: a paired interval needs at least 2 seeds "
-                                         "(one seed has no spread); the default is 3")
-    if v > ABLATE_MAX_SEEDS:
-        raise argparse.ArgumentTypeError(f"{text!r}: at most {ABLATE_MAX_SEEDS} (every design "
-                                         "is trained with each seed)")
-    return v
 
 
 _positive_int = _int_at_least(1)

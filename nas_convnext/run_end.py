@@ -17,9 +17,9 @@ from .results import one_line
 ABLATE_SEEDS = 3
 #: The FLOP budget of an ablation unless --budget says otherwise (the search's usual one).
 ABLATE_BUDGET = "4.5GFLOPs"
-#: The most seeds an ablation takes: past it, "seeds needed" is not reported either
-#: (analysis.paired.MAX_SEEDS).
-ABLATE_MAX_SEEDS = 1000
+#: The most seeds an ablation or a calibration takes: past it, "seeds needed" is not reported
+#: either (analysis.paired.MAX_SEEDS).
+MAX_SEEDS = 1000
 SEED_MAX = 2**32 - 1  # what numpy's and Optuna's generators take
 
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report Ctrl-C
@@ -124,8 +124,8 @@ def ablation_plan(design: str, overrides: Sequence[str], space_name: str,
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
         raise ValueError(f"--seeds {seeds}: a paired interval needs at least 2 seeds (one "
                          "seed has no spread); the default is 3")
-    if seeds > ABLATE_MAX_SEEDS:
-        raise ValueError(f"--seeds {seeds}: at most {ABLATE_MAX_SEEDS} (every design is trained "
+    if seeds > MAX_SEEDS:
+        raise ValueError(f"--seeds {seeds}: at most {MAX_SEEDS} (every design is trained "
                          f"with each seed)")
     if seed + seeds - 1 > SEED_MAX:
         raise ValueError(f"--seed {seed} with --seeds {seeds}: the last seed would pass "

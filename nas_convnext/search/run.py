@@ -274,8 +274,8 @@ def _prepare(cfg: SearchConfig, resume_dir: str | Path | None, kind: str,
             print(f"note: {run_dir}: the run's data came from {meta['dataset_source']}, this "
                   f"resume's from {source.source}", file=sys.stderr)
     with named("proxy"):
-        for cand in fixed:
-            check_resolution(cand.arch, proxy.resolution)
+        for arch in {cand.arch.key(): cand.arch for cand in fixed}.values():  # once a design
+            check_resolution(arch, proxy.resolution)
     return _Plan(cfg, kind, run_dir, resume_dir is not None, meta, prior, space, proxy, sampler,
                  data, source, tuple(fixed), faults.from_environment(), seeds, ablation)
 

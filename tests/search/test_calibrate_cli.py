@@ -68,6 +68,10 @@ def _one_line_exit_2(capsys, argv, needle):
 def test_calibrate_refuses_bad_input_in_one_line(tmp_path, capsys):
     results = ["--results-dir", str(tmp_path / "r")]
     _one_line_exit_2(capsys, ["calibrate", "--seeds", "0", *results], "--seeds: '0' must be positive")
+    # A count found by the bad-input sweep: 4,000,000 seeds planned 68 million trials (and
+    # checked each one's resolution) before anything else; the count is bounded like ablate's.
+    _one_line_exit_2(capsys, ["calibrate", "--seeds", "4000000", *results],
+                     "--seeds: '4000000' must be at most 1000")
     _one_line_exit_2(capsys, ["calibrate", "--dataset", "svhn", *results],
                      "--dataset 'svhn': expected one of fashion-mnist")
     (tmp_path / "empty").mkdir()

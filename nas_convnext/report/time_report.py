@@ -104,15 +104,21 @@ def time_choices_table(t: TimeAnalysis) -> _Table:
                   ["dimension", "choice", "n", "ms per GFLOP", "ratio"], rows)
 
 
+def _measured(an: _Analysis, t: TimeAnalysis):
+    """The usable trials measured on the analysed device, with a finite latency: the points
+    of both time figures."""
+    d = an.u.loc[an.u["speed_device"].astype(str) == t.device] if "speed_device" in an.u \
+        else an.u
+    return d.loc[np.isfinite(_num(d["latency_ms"]))]
+
+
 def time_figure(an: _Analysis, t: TimeAnalysis) -> _Fig:
     """Latency against GFLOPs, coloured by the choice of `t.colour_dim`, the latency front's
     designs ringed and ConvNeXt-T starred."""
     fig = _new_figure(TIME_FIGSIZE)
     ax = fig.add_axes((0.09, 0.2, 0.88, 0.72))
     f = t.front("latency_ms")
-    d = an.u.loc[an.u["speed_device"].astype(str) == t.device] if "speed_device" in an.u \
-        else an.u
-    d = d.loc[np.isfinite(_num(d["latency_ms"]))]
+    d = _measured(an, t)
     xs, ys = _num(d["flops"]) / 1e9, _num(d["latency_ms"])
     dim = t.colour_dim
     if dim is not None:
@@ -159,9 +165,7 @@ def time_front_figure(an: _Analysis, t: TimeAnalysis) -> _Fig:
     fig = _new_figure(TIME_FIGSIZE)
     ax = fig.add_axes((0.09, 0.2, 0.88, 0.72))
     f = t.front("latency_ms")
-    d = an.u.loc[an.u["speed_device"].astype(str) == t.device] if "speed_device" in an.u \
-        else an.u
-    d = d.loc[np.isfinite(_num(d["latency_ms"]))]
+    d = _measured(an, t)
     ax.scatter(_num(d["latency_ms"]), 100 * _num(d["top1"]), s=22, color="#7f98b3", lw=0,
                alpha=0.75, zorder=2, label=f"measured trials (n = {len(d)})")
     if len(f.front):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..training.speed import parse_latency_ms, parse_throughput
+from .outcome import as_number
 
 OBJECTIVES = ("flops", "latency", "throughput")
 CPU_THROUGHPUT_BATCH = 8
@@ -119,7 +120,7 @@ class Objective:
         """Optuna's constraint values for a measured speed (feasible when <= 0): the latency
         over its budget in ms, the throughput under its floor in images/s."""
         out = {}
-        lat, thr = _number(speed.get("latency_ms")), _number(speed.get("throughput"))
+        lat, thr = as_number(speed.get("latency_ms")), as_number(speed.get("throughput"))
         if self.latency_budget_ms is not None and math.isfinite(lat):
             out["latency_over_budget"] = lat - self.latency_budget_ms
         if self.throughput_min is not None and math.isfinite(thr):
@@ -129,7 +130,7 @@ class Objective:
     def refusal(self, speed: dict[str, Any]) -> str:
         """Why a design with this measured speed is not trained ('' when it may be)."""
         why = []
-        lat, thr = _number(speed.get("latency_ms")), _number(speed.get("throughput"))
+        lat, thr = as_number(speed.get("latency_ms")), as_number(speed.get("throughput"))
         if self.latency_budget_ms is not None and lat > self.latency_budget_ms:
             why.append(f"latency {lat:.3g} ms is over the budget {self.latency_budget_ms:g} ms")
         if self.throughput_min is not None and thr < self.throughput_min:
@@ -138,13 +139,6 @@ class Objective:
         if not why:
             return ""
         return "infeasible: " + "; ".join(why) + f" (on {speed.get('speed_device', '?')})"
-
-
-def _number(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 #: How long a trial spends on each figure (after one warm-up call, at least 3 timed calls):

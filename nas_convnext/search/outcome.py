@@ -49,12 +49,12 @@ class TrialOutcome:
         and raised (`error`, with `error_text`) or not, out of `planned_epochs`."""
         result = result or {}
         epochs = int(result.get("epoch", 0) or 0)
-        metrics = {"epochs": epochs, "top1": _number(result.get("top1")),
-                   "top5": _number(result.get("top5")), "loss": _number(result.get("loss")),
-                   "images_per_s": _number(result.get("images_per_s")),
+        metrics = {"epochs": epochs, "top1": as_number(result.get("top1")),
+                   "top5": as_number(result.get("top5")), "loss": as_number(result.get("loss")),
+                   "images_per_s": as_number(result.get("images_per_s")),
                    "node_id": str(result.get("node_id", "") or ""),
                    "message": error_text or str(result.get("message", "") or ""),
-                   **{k: _number(result.get(k)) for k in SPEED_FIGURES},
+                   **{k: as_number(result.get(k)) for k in SPEED_FIGURES},
                    "speed_device": str(result.get("speed_device", "") or "")}
         if error:
             return cls("error", **{**metrics, "top1": math.nan, "top5": math.nan})
@@ -90,13 +90,15 @@ def told_from_row(row: dict[str, Any]) -> dict[str, Any]:
     a table written before speed was measured has no speed columns: NaN."""
     out = {"status": row["status"], "top1": row["top1"], "flops": row["flops"]}
     for k in SPEED_FIGURES:
-        out[k] = _number(row.get(k))
+        out[k] = as_number(row.get(k))
     device = row.get("speed_device")
     out["speed_device"] = device if isinstance(device, str) else ""
     return out
 
 
-def _number(value: Any) -> float:
+def as_number(value: Any) -> float:
+    """A reported figure as a float; NaN for one that is missing or not a number (a worker's
+    result is read as it came, and a bad figure must not crash the driver)."""
     try:
         return float(value)
     except (TypeError, ValueError):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..design.arch import REFERENCES
 from ..design.codec import DIMENSIONS, texts
-from ..results import STUDY_FILE, one_line, read_run_json
+from ..results import STUDY_FILE, as_number, one_line, read_run_json
 from .effects import ChoiceStat, choice_stats, edf_of, effects_table
 from .front import excluded, front_of, status_counts, usable
 from .stats import LEVEL, EdfByChoice, _check_boot
@@ -33,14 +33,6 @@ from .verdict import (
     summary_of,
     verdict_of,
 )
-
-
-def _f(v: Any) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
 
 #: Fewest usable Optuna trials before parameter importances are computed.
 MIN_IMPORTANCE_TRIALS = 5
@@ -261,13 +253,13 @@ def _importances_of(optuna: Any, trials: list, directions: list, numbers: set[in
         flat = []
         for v in cons:
             flat.extend(v if isinstance(v, (list, tuple)) else [v])
-        return all(_f(v) <= 0 for v in flat)
+        return all(as_number(v) <= 0 for v in flat)
 
-    kept = [t for t in trials if t.values and math.isfinite(_f(t.values[0])) and feasible(t)]
+    kept = [t for t in trials if t.values and math.isfinite(as_number(t.values[0])) and feasible(t)]
     if numbers is not None:
         kept = [t for t in kept if t.number in numbers]
     else:
-        kept = [t for t in kept if _f(t.values[0]) > 0]
+        kept = [t for t in kept if as_number(t.values[0]) > 0]
     if len(kept) < MIN_IMPORTANCE_TRIALS:
         return None, (f"only {len(kept)} completed, measured Optuna trial(s) in {STUDY_FILE} (fewer "
                       f"than {MIN_IMPORTANCE_TRIALS}): {skip}")

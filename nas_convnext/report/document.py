@@ -29,6 +29,7 @@ from ..results import (
     TABLE,
     TABLE_CSV,
     NotReplaceable,
+    as_number,
     atomic_write_bytes,
     atomic_write_text,
     plain,
@@ -76,14 +77,17 @@ _Block = tuple[str, Any]
 
 
 def _md_cell(text: str) -> str:
-    t = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    # "<" and "&" are what could open raw HTML or an entity; a ">" inside a cell is plain text
+    # (so "01 -> 02" reads as written in the raw file).
+    t = str(text).replace("&", "&amp;").replace("<", "&lt;")
     t = t.replace("|", "\\|").replace("\r", "")
     return "<br>".join(t.split("\n"))
 
 
 def _md_text(text: str) -> str:
     """Plain text in Markdown: no raw HTML from user data, no accidental emphasis."""
-    t = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    t = str(text).replace("&", "&amp;").replace("<", "&lt;")
+    t = re.sub(r"(?m)^(\s*)>", r"\1&gt;", t)   # only a line's first ">" makes a quote
     return re.sub(r"([\\`*_\[\]#|])", r"\\\1", t)
 
 
@@ -205,31 +209,23 @@ def _num(s: pd.Series) -> np.ndarray:
     return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def _f(v: Any) -> float:
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return math.nan
-    return x
-
-
 def _pct(v: Any, digits: int = 2) -> str:
-    x = _f(v)
+    x = as_number(v)
     return f"{100 * x:.{digits}f}" if math.isfinite(x) else "n/a"
 
 
 def _pp(v: Any) -> str:
-    x = _f(v)
+    x = as_number(v)
     return f"{100 * x:+.2f}" if math.isfinite(x) else "n/a"
 
 
 def _gf(v: Any) -> str:
-    x = _f(v)
+    x = as_number(v)
     return f"{x / 1e9:.3f}" if math.isfinite(x) else "n/a"
 
 
 def _mp(v: Any) -> str:
-    x = _f(v)
+    x = as_number(v)
     return f"{x / 1e6:.2f}" if math.isfinite(x) else "n/a"
 
 
@@ -268,8 +264,8 @@ def _ref_name(tag: Any) -> str:
 def _row_dict(row: pd.Series, dims: Sequence[str]) -> dict[str, Any]:
     d: dict[str, Any] = {"index": plain(row.name), "trial_id": plain(row.get("trial_id")),
                          "reference": "" if _blank(row.get("reference")) else str(row.get("reference")),
-                         "top1": _f(row.get("top1")), "flops": _f(row.get("flops")),
-                         "gflops": _f(row.get("flops")) / 1e9, "params": _f(row.get("params"))}
+                         "top1": as_number(row.get("top1")), "flops": as_number(row.get("flops")),
+                         "gflops": as_number(row.get("flops")) / 1e9, "params": as_number(row.get("params"))}
     for dim in dims:
         if dim in row.index:
             d[dim] = text(row[dim])

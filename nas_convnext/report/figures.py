@@ -21,7 +21,8 @@ from .. import analysis as A
 from ..analysis.run import EDF_BINS as _EDF_BINS
 from ..analysis.run import STUDY_NAME, Importances
 from ..analysis.run import RunAnalysis as _Analysis
-from .document import FLOP_NOTE, REFERENCE_NAMES, _f, _Fig, _num, _trials
+from ..results import as_number
+from .document import FLOP_NOTE, REFERENCE_NAMES, _Fig, _num, _trials
 
 #: Figures are saved at this resolution without cropping: a PNG is figsize * DPI pixels.
 DPI = 100
@@ -182,7 +183,7 @@ def _front_plot(an: _Analysis, x: str):
     xlo, xhi = (float(np.nanmin(xs[ok])), float(np.nanmax(xs[ok]))) if ok.any() else (0.0, 1.0)
     ylo, yhi = (float(np.nanmin(ys[ok])), float(np.nanmax(ys[ok]))) if ok.any() else (0.0, 1.0)
     for tag, row in an.refs.items():
-        px, py = _f(row.get(x)) / scale, 100 * _f(row.get("top1"))
+        px, py = as_number(row.get(x)) / scale, 100 * as_number(row.get("top1"))
         if not (math.isfinite(px) and math.isfinite(py)):
             continue
         marker, size, color = styles.get(tag, ("D", 60, "#333333"))

@@ -16,13 +16,12 @@ import pandas as pd
 
 from .. import analysis as A
 from ..analysis.roadmap import _roadmap_frame
-from ..results import plain, text_table
+from ..results import as_number, plain, text_table
 from .document import (
     FLOP_NOTE,
     _blank,
     _Block,
     _check_formats,
-    _f,
     _Fig,
     _prepare_out,
     _render_html,
@@ -83,14 +82,14 @@ def roadmap_report(
     rows = []
     for i, row in r.iterrows():
         def rk(v: Any) -> str:
-            return str(int(v)) if math.isfinite(_f(v)) else "-"
+            return str(int(v)) if math.isfinite(as_number(v)) else "-"
 
         def ch(v: Any) -> str:
-            return f"{_f(v):+.2f}" if math.isfinite(_f(v)) else "-"
+            return f"{as_number(v):+.2f}" if math.isfinite(as_number(v)) else "-"
 
         rows.append([str(row["step"]), str(row["name"]),
-                     f"{row['paper_top1_pct']:.2f}" if math.isfinite(_f(row["paper_top1_pct"])) else "n/a",
-                     f"{row['proxy_top1_pct']:.2f}" if math.isfinite(_f(row["proxy_top1_pct"])) else "n/a",
+                     f"{row['paper_top1_pct']:.2f}" if math.isfinite(as_number(row["paper_top1_pct"])) else "n/a",
+                     f"{row['proxy_top1_pct']:.2f}" if math.isfinite(as_number(row["proxy_top1_pct"])) else "n/a",
                      "" if _blank(row["status"]) else str(row["status"]), rk(row["paper_rank"]),
                      rk(row["proxy_rank"]), ch(paper_d.iloc[i]), ch(proxy_d.iloc[i])])
     table = _Table("roadmap-table", f"The roadmap, proxy top-1 beside the paper's; {n_text}; ranks "

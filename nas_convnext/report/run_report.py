@@ -31,14 +31,13 @@ from .. import analysis as A
 from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
 from ..analysis.run import analyse as _analyse
-from ..results import one_line, plain, read_table
+from ..results import as_number, one_line, plain, read_table
 from .calibration_report import run_json_of
 from .document import (
     FLOP_NOTE,
     _blank,
     _Block,
     _check_formats,
-    _f,
     _Fig,
     _gf,
     _num,
@@ -117,7 +116,7 @@ def _run_lines(an: _Analysis, run_dir: Path | None) -> list[str]:
         bits = []
         if space.get("name") or cfg.get("space"):
             bits.append(f"space {space.get('name') or cfg.get('space')}")
-        budget = _f(m.get("budget_flops", cfg.get("budget")))
+        budget = as_number(m.get("budget_flops", cfg.get("budget")))
         if math.isfinite(budget):
             bits.append(f"budget {budget / 1e9:.3f} GFLOPs")
         for key in ("sampler", "scheduler", "proxy", "dataset", "seed"):

@@ -15,11 +15,11 @@ from .. import analysis as A
 from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
 from ..design.codec import text
+from ..results import as_number
 from .document import (
     FLOP_NOTE,
     _blank,
     _ci,
-    _f,
     _gf,
     _mp,
     _num,
@@ -117,11 +117,11 @@ def _effects_table(an: _Analysis) -> _Table:
     for _, r in an.effects.iterrows():
         mean = f"{_pct(r['top1_mean'])} [{_pct(r['top1_mean_lo'])}, {_pct(r['top1_mean_hi'])}]"
         best = f"{_pct(r['top1_best'])} [{_pct(r['top1_best_lo'])}, {_pct(r['top1_best_hi'])}]"
-        g = _f(r["gflops_vs_all"])
+        g = as_number(r["gflops_vs_all"])
         rows.append([str(r["dim"]), str(r["choice"]), str(int(r["n"])), mean, _pp(r["effect"]),
-                     _pp(r["effect_vs_best_other"]), best, f"{_f(r['gflops_mean']):.3f}",
+                     _pp(r["effect_vs_best_other"]), best, f"{as_number(r['gflops_mean']):.3f}",
                      f"{g:+.3f}" if math.isfinite(g) else "n/a",
-                     f"{_f(r['front_share']):.0%} ({int(r['front_count'])} of {int(r['front_n'])})"])
+                     f"{as_number(r['front_share']):.0%} ({int(r['front_count'])} of {int(r['front_n'])})"])
     return _Table("effects-table",
                   f"What each choice costs and buys; {_trials(len(an.u))}. Effect: the choice's "
                   f"mean top-1 minus the mean of all {len(an.u)} (percentage points); GFLOPs "
@@ -146,7 +146,7 @@ def _excluded_table(an: _Analysis) -> _Table:
         err = "" if _blank(r.get("error")) else " ".join(str(r.get("error")).split())
         if len(err) > _ERROR_CHARS:
             err = err[: _ERROR_CHARS - 3] + "..."
-        ep = _f(r.get("epochs"))
+        ep = as_number(r.get("epochs"))
         rows.append([_trial_label(r), "" if _blank(r.get("status")) else str(r.get("status")),
                      str(r["reason"]), str(int(ep)) if math.isfinite(ep) else "n/a",
                      _pct(r.get("top1")), _gf(r.get("flops")), _ref_name(r.get("reference")),

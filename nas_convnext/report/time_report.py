@@ -13,10 +13,10 @@ import numpy as np
 
 from ..analysis.run import RunAnalysis as _Analysis
 from ..analysis.timecost import CostFront, TimeAnalysis
+from ..results import as_number
 from .document import (
     FLOP_NOTE,
     _Block,
-    _f,
     _Fig,
     _num,
     _pct,
@@ -34,7 +34,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 
 
 def _cost_text(f: CostFront, v: Any) -> str:
-    x = _f(v)
+    x = as_number(v)
     if not math.isfinite(x):
         return "n/a"
     return f"{x / 1e9:.3f}" if f.cost == "flops" else f"{x:.1f}"
@@ -56,8 +56,8 @@ def time_front_table(an: _Analysis, t: TimeAnalysis) -> _Table:
     f = t.front("latency_ms")
     dims = list(an.varying)
     rows = [[str(i), _trial_label(r), _ref_name(r.get("reference")),
-             f"{_f(r['latency_ms']):.1f}", f"{_f(r.get('latency_ms_spread')):.1f}",
-             f"{_f(r['flops']) / 1e9:.3f}", _pct(r["top1"]), *_design_cells(r, dims)]
+             f"{as_number(r['latency_ms']):.1f}", f"{as_number(r.get('latency_ms_spread')):.1f}",
+             f"{as_number(r['flops']) / 1e9:.3f}", _pct(r["top1"]), *_design_cells(r, dims)]
             for i, (_, r) in enumerate(f.front.iterrows(), 1)]
     return _Table("time-front-table",
                   f"Pareto front, proxy top-1 against measured batch-1 latency on {t.device}: "
@@ -139,7 +139,7 @@ def time_figure(an: _Analysis, t: TimeAnalysis) -> _Fig:
     ref = d.loc[d["reference"].astype(str) == "convnext_t"] if "reference" in d else d.iloc[0:0]
     if len(ref):
         r = ref.iloc[0]
-        ax.scatter([_f(r["flops"]) / 1e9], [_f(r["latency_ms"])], marker="*", s=230,
+        ax.scatter([as_number(r["flops"]) / 1e9], [as_number(r["latency_ms"])], marker="*", s=230,
                    color="#2ca02c", edgecolors="black", lw=0.7, zorder=6,
                    label="ConvNeXt-T" + ("" if f.convnext_on_front is None else
                                          " (on the latency front)" if f.convnext_on_front
@@ -176,7 +176,7 @@ def time_front_figure(an: _Analysis, t: TimeAnalysis) -> _Fig:
     ref = d.loc[d["reference"].astype(str) == "convnext_t"] if "reference" in d else d.iloc[0:0]
     if len(ref):
         r = ref.iloc[0]
-        ax.scatter([_f(r["latency_ms"])], [100 * _f(r["top1"])], marker="*", s=230,
+        ax.scatter([as_number(r["latency_ms"])], [100 * as_number(r["top1"])], marker="*", s=230,
                    color="#2ca02c", edgecolors="black", lw=0.7, zorder=6, label="ConvNeXt-T")
     ax.set_xlabel(f"batch-1 latency (ms, median; {t.device})")
     ax.set_ylabel(TOP1_AXIS)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..design.arch import Arch
 from ..design.complexity import scale_width
+from ..results import as_number
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,6 @@ def told_from_row(row: dict[str, Any]) -> dict[str, Any]:
     device = row.get("speed_device")
     out["speed_device"] = device if isinstance(device, str) else ""
     return out
-
-
-def as_number(value: Any) -> float:
-    """A reported figure as a float; NaN for one that is missing or not a number (a worker's
-    result is read as it came, and a bad figure must not crash the driver)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def trial_row(config: dict[str, Any], outcome: TrialOutcome, wall_s: float,

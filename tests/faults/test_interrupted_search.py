@@ -62,7 +62,10 @@ def _cli(args: list[str], fault: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.parametrize("moment", [1, TOTAL // 2 + 1, TOTAL],
+# The middle and last moments take 45 s each and fail only where the first one does (the same
+# resume code, a later trial): they run with `-m slow`, keeping the default suite short.
+@pytest.mark.parametrize("moment", [1, pytest.param(TOTAL // 2 + 1, marks=pytest.mark.slow),
+                                    pytest.param(TOTAL, marks=pytest.mark.slow)],
                          ids=["before-the-first-trial-ends", "middle", "while-the-last-runs"])
 def test_interrupted_then_resumed_matches_the_uninterrupted_run(uninterrupted, tmp_path, moment,
                                                                 capsys):

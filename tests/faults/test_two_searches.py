@@ -71,6 +71,7 @@ def test_new_search_and_resume_on_a_running_folder_are_refused(ray_session, tmp_
     _check_whole(run_dir)
 
 
+@pytest.mark.slow  # 37 s; the lock it races for is checked by the refused-resume test above
 def test_two_searches_started_together(tmp_path):
     procs = [_spawn([*ARGS, "--results-dir", str(tmp_path)]) for _ in range(2)]
     try:

@@ -675,3 +675,12 @@ def test_roadmap_report_rejects_a_bad_table(tmp_path):
     df["top1"] = df["top1"] * 100
     with pytest.raises(ValueError, match="fraction"):
         R.roadmap_report(df, tmp_path)
+
+
+def test_markdown_escapes_what_opens_markup_and_keeps_arrows_readable():
+    # a cell or paragraph from user data cannot open a tag, an entity or a quote...
+    assert D._md_cell("<b>x</b> & y | z") == "&lt;b>x&lt;/b> &amp; y \\| z"
+    assert D._md_text("> quoted\n  > again").startswith("&gt; quoted\n  &gt; again")
+    # ...and an arrow inside the text stays an arrow in the raw file
+    assert D._md_cell("01-modern-recipe -> 02-stage-ratio") == "01-modern-recipe -> 02-stage-ratio"
+    assert D._md_text("a -> b") == "a -> b"

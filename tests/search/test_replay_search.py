@@ -3,13 +3,11 @@ the table), deterministic for a seed, and the refusals of a table that cannot an
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
+from nas_convnext.cli import main
 from nas_convnext.design.arch import REFERENCES, presets
 from nas_convnext.design.space import load_space
 from nas_convnext.search import SearchConfig, run_search
@@ -88,16 +86,19 @@ def test_replay_gives_the_same_table_for_the_same_seed(ray_session, tmp_path, fu
     assert run["simulated_s"] == pytest.approx(a["wall_s"].sum())
 
 
-def _cli(*args):
-    p = subprocess.run([sys.executable, "-m", "nas_convnext.cli", *args], capture_output=True,
-                       text=True, timeout=240, env={**os.environ})
-    return p.returncode, p.stdout, p.stderr
+def _cli(capsys, *args):
+    """The CLI in this process: every refusal below comes before Ray or training starts, so a
+    subprocess (6 s of imports each) would check nothing more."""
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
-def test_a_table_lacking_a_design_is_refused_in_one_line(tmp_path, small_designs):
+def test_a_table_lacking_a_design_is_refused_in_one_line(tmp_path, small_designs, capsys):
     refs = [presets()[n] for n in REFERENCES]
     table = _write_table(tmp_path / "lacking.parquet", small_designs[1:] + refs)
-    rc, out, err = _cli("search", "--space", "small", "--budget", "4.5GFLOPs", "--proxy",
+    rc, out, err = _cli(capsys, "search", "--space", "small", "--budget", "4.5GFLOPs", "--proxy",
                         "cpu-tiny", "--epochs", str(EPOCHS), "--replay", str(table),
                         "--name", "x", "--results-dir", str(tmp_path / "runs"))
     assert rc == 2, err
@@ -109,17 +110,17 @@ def test_a_table_lacking_a_design_is_refused_in_one_line(tmp_path, small_designs
     assert not (tmp_path / "runs" / "x").exists()
 
 
-def test_replay_refuses_fit_width_and_a_missing_reference(tmp_path, small_designs):
+def test_replay_refuses_fit_width_and_a_missing_reference(tmp_path, small_designs, capsys):
     table = _write_table(tmp_path / "norefs.parquet", small_designs + [presets()["convnext_t"]])
     common = ("search", "--space", "small", "--budget", "4.5GFLOPs", "--proxy", "cpu-tiny",
               "--epochs", str(EPOCHS), "--results-dir", str(tmp_path / "runs"))
-    rc, _, err = _cli(*common, "--replay", str(table), "--fit-width")
+    rc, _, err = _cli(capsys, *common, "--replay", str(table), "--fit-width")
     assert rc == 2 and len(err.strip().splitlines()) == 1 and "--fit-width" in err
     # a replay table records no measured speed: a time objective or limit is refused
     for speed in (("--objective", "latency"), ("--latency-budget", "30ms")):
-        rc, _, err = _cli(*common, "--replay", str(table), *speed)
+        rc, _, err = _cli(capsys, *common, "--replay", str(table), *speed)
         assert rc == 2 and len(err.strip().splitlines()) == 1, err
         assert "records no measured speed" in err and "Traceback" not in err
-    rc, _, err = _cli(*common, "--replay", str(table))
+    rc, _, err = _cli(capsys, *common, "--replay", str(table))
     assert rc == 2 and len(err.strip().splitlines()) == 1
     assert "is not in replay table" in err and "depths=3,4,6,3" in err   # resnet50

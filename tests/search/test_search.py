@@ -162,6 +162,7 @@ def test_all_trials_failing_exits_nonzero_with_a_summary(tmp_path):
     assert "every trial failed" in err and "injected failure" in err
 
 
+@pytest.mark.slow  # 72 s; Ctrl-C then resume at an exact moment: tests/faults/test_interrupted_search.py
 def test_ctrl_c_then_resume_finishes_without_retraining(tmp_path):
     args = ["search", "--space", "small", "--trials", "8", "--proxy", "cpu-tiny", "--dataset", "synthetic", "--budget",
             "4.5G", "--name", "stop", "--results-dir", str(tmp_path), "--concurrency", "1",

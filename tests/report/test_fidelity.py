@@ -12,6 +12,7 @@ import pytest
 from nas_convnext import report as R
 from nas_convnext.analysis.calibration import calibrate, roadmap_reference
 from nas_convnext.cli import main
+from nas_convnext.report.calibration_report import EXPECTED_MINUTES
 from nas_convnext.report.fidelity import CANNOT_TELL
 
 from .test_report import NB, make_run, parse, small_rows, table_dicts
@@ -65,7 +66,7 @@ def test_without_a_calibration_the_report_warns_above_the_verdicts(tmp_path):
     warning = md.index("uncalibrated on fashion-mnist")
     assert warning < md.index("Table (verdict-table)")
     assert "nas-convnext calibrate --proxy cpu --dataset fashion-mnist --seeds 2" in md
-    assert "about 13 minutes" in md
+    assert f"about {EXPECTED_MINUTES['cpu']} minutes on 2 cores" in md
     # The verdicts themselves stand (there is nothing to withhold them on).
     claims = _claims(info)
     assert claims, "the hand-made table should give at least one claim"

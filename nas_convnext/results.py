@@ -22,16 +22,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable
 from .design.arch import FIELD_NAMES
 from .userfile import FileRefused, load_file
 
-
-def as_number(value: Any) -> float:
-    """A recorded figure as a float; NaN for one that is missing or not a number (a worker's
-    result and a table's cell are read as they came, and one bad figure must not crash the
-    driver, the analysis or the report)."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
 if TYPE_CHECKING:  # pragma: no cover - pandas loads with the first table
     import pandas as pd
 

@@ -1,5 +1,5 @@
 """The one reader of YAML and JSON files that may come from users, and the one shortener of
-values for error messages.
+values for error messages (and the one reader of a recorded figure, `as_number`).
 
 Design spaces, design files, proxy profiles, the roadmap and `run.json` are all read by
 `load_file`. `yaml.safe_load` already runs no code, but a file can still hurt: nine levels of
@@ -296,3 +296,13 @@ def _load_json(text: str) -> Any:
         elif isinstance(value, list):
             stack.extend((v, level + 1) for v in value)
     return data
+
+
+def as_number(value: Any) -> float:
+    """A recorded figure as a float; NaN for one that is missing or not a number (a worker's
+    result and a table's cell are read as they came, and one bad figure must not crash the
+    driver, the analysis or the report)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..design.arch import REFERENCES
 from ..design.codec import DIMENSIONS, texts
-from ..results import STUDY_FILE, as_number, one_line, read_run_json
+from ..results import STUDY_FILE, one_line, read_run_json
+from ..userfile import as_number
 from .effects import ChoiceStat, choice_stats, edf_of, effects_table
 from .front import excluded, front_of, status_counts, usable
 from .stats import LEVEL, EdfByChoice, _check_boot

@@ -29,11 +29,11 @@ from ..results import (
     TABLE,
     TABLE_CSV,
     NotReplaceable,
-    as_number,
     atomic_write_bytes,
     atomic_write_text,
     plain,
 )
+from ..userfile import as_number
 
 #: What ``formats`` may name. PNGs are written whenever "md" or "html" is asked for.
 FORMATS: tuple[str, ...] = ("md", "html", "csv", "json", "png")

@@ -21,7 +21,7 @@ from .. import analysis as A
 from ..analysis.run import EDF_BINS as _EDF_BINS
 from ..analysis.run import STUDY_NAME, Importances
 from ..analysis.run import RunAnalysis as _Analysis
-from ..results import as_number
+from ..userfile import as_number
 from .document import FLOP_NOTE, REFERENCE_NAMES, _Fig, _num, _trials
 
 #: Figures are saved at this resolution without cropping: a PNG is figsize * DPI pixels.

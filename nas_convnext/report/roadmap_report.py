@@ -16,7 +16,8 @@ import pandas as pd
 
 from .. import analysis as A
 from ..analysis.roadmap import _roadmap_frame
-from ..results import as_number, plain, text_table
+from ..results import plain, text_table
+from ..userfile import as_number
 from .document import (
     FLOP_NOTE,
     _blank,

@@ -31,7 +31,8 @@ from .. import analysis as A
 from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
 from ..analysis.run import analyse as _analyse
-from ..results import as_number, one_line, plain, read_table
+from ..results import one_line, plain, read_table
+from ..userfile import as_number
 from .calibration_report import run_json_of
 from .document import (
     FLOP_NOTE,

@@ -15,7 +15,7 @@ from .. import analysis as A
 from ..analysis.run import Importances
 from ..analysis.run import RunAnalysis as _Analysis
 from ..design.codec import text
-from ..results import as_number
+from ..userfile import as_number
 from .document import (
     FLOP_NOTE,
     _blank,

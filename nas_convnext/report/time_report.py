@@ -13,7 +13,7 @@ import numpy as np
 
 from ..analysis.run import RunAnalysis as _Analysis
 from ..analysis.timecost import CostFront, TimeAnalysis
-from ..results import as_number
+from ..userfile import as_number
 from .document import (
     FLOP_NOTE,
     _Block,

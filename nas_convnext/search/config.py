@@ -73,6 +73,9 @@ class SearchConfig:
 # this event manager"), and a finer one is silently rounded. A GPU request above 1 must be
 # whole (Ray's unit-instance resources), as Ray's documentation on fractional resources says.
 RESOURCE_STEP = 1e-4
+#: Most CPUs or GPUs one trial may ask for: far above any machine, low enough that counting
+#: the request in Ray's steps stays a finite integer.
+MAX_RESOURCE = 1e6
 
 
 def _resource_steps(value: float) -> float:
@@ -83,6 +86,8 @@ def _check_resource(option: str, value: float, zero_ok: bool) -> None:
     expected = "a number >= 0" if zero_ok else "a positive number"
     if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
         raise ValueError(f"{option} {value!r}: expected {expected}")
+    if value > MAX_RESOURCE:
+        raise ValueError(f"{option} {value!r}: expected at most {MAX_RESOURCE:,.0f}")
     if value == 0:
         return
     steps = _resource_steps(value)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..design.arch import Arch
 from ..design.complexity import scale_width
-from ..results import as_number
+from ..userfile import as_number
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,10 @@ def test_a_cluster_that_is_not_there_is_one_line_at_once(tmp_path, capsys, addre
     ("--gpus-per-trial", "0.00001", "--gpus-per-trial 1e-05: Ray counts resources in steps"),
     ("--gpus-per-trial", "1.5", "--gpus-per-trial 1.5: a trial takes a fraction of one GPU or "
                                 "whole GPUs"),
+    # found by the bad-input sweep: Ray's step count of this was infinite (OverflowError)
+    ("--cpus-per-trial", "1.797693134862316e+304", "--cpus-per-trial 1.797693134862316e+304: "
+                                                  "expected at most 1,000,000"),
+    ("--gpus-per-trial", "1e300", "--gpus-per-trial 1e+300: expected at most 1,000,000"),
 ])
 def test_resources_ray_cannot_count_are_refused_first(tmp_path, capsys, monkeypatch, option,
                                                       value, message):

@@ -107,7 +107,10 @@ def check_budget(space: DesignSpace, budget: float, fit: bool) -> None:
         return
     if fit and within_budget(cheapest, budget, fit=True) is not None:
         return
-    shown = f"{budget / 1e9:.3f} GFLOPs" if budget >= 1e6 else f"{budget:g} FLOPs"
+    # Under 1 GFLOPs the GFLOPs figure rounds away what was typed: name the FLOPs as well.
+    shown = (f"{budget / 1e9:.3f} GFLOPs" if budget >= 1e9 else
+             f"{budget / 1e9:.3f} GFLOPs ({budget:g} FLOPs)" if budget >= 1e6 else
+             f"{budget:g} FLOPs")
     hint = (f" (a bare number counts FLOPs: for giga-FLOPs write {budget:g}GFLOPs)"
             if budget < 1e6 else "")
     raise ValueError(f"budget {shown} is below the smallest design of space {space.name!r} "

@@ -360,8 +360,8 @@ def _setup(arch: Arch, proxy: Proxy, data, seed: int, dev: torch.device,
     model = build_model(arch, num_classes=num_classes, width_mult=proxy.width_mult,
                         in_chans=in_chans, drop_path_rate=proxy.drop_path).to(dev)
     # Channels-last on every device: on a GPU for the tensor cores, on a CPU because oneDNN's
-    # depthwise and large-kernel convolutions run 1.7-2.2x faster in it (ResNet's dense 3x3
-    # 1.1x; measured on 2 cores, docs/CALIBRATION.md), which the `cpu` proxy spends on images.
+    # training steps run 1.3x (ResNet-50, ConvNeXt-T) to 3.2x (11x11 kernels) faster in it at
+    # the `cpu` proxy's size (bench/channels_last.py, docs/BENCHMARKS.md).
     model = model.to(memory_format=torch.channels_last)
     opt = make_optimizer(model, proxy)
     epochs = min(proxy.epochs, max_epochs) if max_epochs else proxy.epochs

@@ -268,3 +268,17 @@ def test_a_run_records_its_dataset_and_where_it_came_from(ray_session, tmp_path,
     assert meta["dataset"] == meta["config"]["dataset"] == "fashion-mnist"
     assert meta["dataset_source"] == f"cache {cache / 'fashion-mnist'}"
     assert (out.table["status"] == "completed").all() and len(out.table) == 2
+
+
+@pytest.mark.parametrize("budget,named", [
+    (1e6, "0.001 GFLOPs (1e+06 FLOPs)"),        # found by the bad-input sweep: named only as 0.001
+    (2.5e5, "250000 FLOPs"),
+    (1.2e9, "1.200 GFLOPs is below"),
+])
+def test_a_budget_below_every_design_is_named_as_given(budget, named):
+    from nas_convnext.search.searcher import check_budget
+
+    with pytest.raises(ValueError, match="below the smallest design") as err:
+        check_budget(load_space("small"), budget, fit=False)
+    assert named in str(err.value)
+    assert ("a bare number counts FLOPs" in str(err.value)) == (budget < 1e6)

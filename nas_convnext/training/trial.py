@@ -141,7 +141,7 @@ class DataSource:
 
     `kind` and `path` are what `data.load_dataset` reads (`"idx"` and a folder for the
     MNISTs, `"synthetic"` and None for generated data); `source` says where they came from
-    (`"embedded subset 12000/2000"`, `"Debian /usr/share/datasets/fashion-mnist"`, ...), for
+    (`"embedded subset 12000/10000"`, `"Debian /usr/share/datasets/fashion-mnist"`, ...), for
     run.json: scores on a subset and on the full set are not the same experiment.
     """
 

@@ -32,7 +32,7 @@ def _record(faithful: bool, proxy="cpu", dataset="fashion-mnist", when="2026-12-
             rows.append({"step": step, "seed": seed, "top1": top1})
     cal = calibrate(pd.DataFrame(rows), ref, n_boot=500)
     return {**cal.to_json(), "minutes": 12.5, "proxy": proxy, "dataset": dataset,
-            "dataset_source": "embedded subset 12000/2000", "when": when,
+            "dataset_source": "embedded subset 12000/10000", "when": when,
             "machine": {"hostname": "lab-7", "cpus": 2, "cuda": False}, "run": "cal"}
 
 

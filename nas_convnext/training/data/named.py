@@ -12,12 +12,12 @@ therefore looked up in this order, the first complete copy winning:
    with ``apt-cache search dataset-``, but a folder of that name is used for any of them);
 4. a download into the cache from the dataset's usual public address, checked against its
    published checksum, when the network allows (see :mod:`.download`);
-5. for ``fashion-mnist`` only, the class-balanced 12,000 + 2,000 image subset that ships in
-   the package (``embedded/fashion-mnist``, MIT licence in its NOTICE), so the default never
+5. for ``fashion-mnist`` only, the 12,000-image class-balanced training subset and the whole
+   10,000-image test set that ship in the package (``embedded/fashion-mnist``, MIT licence in its NOTICE), so the default never
    needs the network.
 
 When none works, one ``ValueError`` names every way to provide the data. Every result says
-where its data came from (:attr:`NamedDataset.source`, e.g. ``"embedded subset 12000/2000"``)
+where its data came from (:attr:`NamedDataset.source`, e.g. ``"embedded subset 12000/10000"``)
 so a run can record it: scores on the subset and on the full set are not the same experiment.
 
 Parsing is not repeated here: the files are read by :func:`nas_convnext.data.load_dataset`
@@ -66,14 +66,14 @@ DEBIAN_ROOT = Path("/usr/share/datasets")
 DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "fashion-mnist"
-EMBEDDED_SOURCE = "embedded subset 12000/2000"
-EMBEDDED_SIZES = (12_000, 2_000)
+EMBEDDED_SOURCE = "embedded subset 12000/10000"
+EMBEDDED_SIZES = (12_000, 10_000)
 #: sha256 of the shipped files, as written by bench/make_embedded_subset.py and its NOTICE.
 EMBEDDED_SHA256 = {
     "train-images-idx3-ubyte.gz": "0d13ecc641972943d18179fe9cc60ab163761943ced855976d2f435abe39517c",
     "train-labels-idx1-ubyte.gz": "5df0f146aaa3475e3a9a5012f207cfbad11c8794874355023b20dc0963825108",
-    "t10k-images-idx3-ubyte.gz": "1fae5ef0f353d0069a4c88a63379a9d168cf29d9130b22c110045a075d587eaf",
-    "t10k-labels-idx1-ubyte.gz": "d762b890e6c8bfe8a0c466f6152ccb7c8d140f195d576956135a17915f34f611",
+    "t10k-images-idx3-ubyte.gz": "78cb45a589ec14266eab4ac0cb2e9e10a4c076ae2d337fe86383d761bff83f32",
+    "t10k-labels-idx1-ubyte.gz": "ae04cd950ab214637dd08f56319057c2ae10cbb660f742681f426479e3d51363",
 }
 
 _IDX_BASES = (
@@ -154,7 +154,7 @@ class NamedDataset(Dataset):
     """A :class:`~nas_convnext.data.Dataset` that also says where its images came from.
 
     ``source`` is one of ``"--data-dir PATH"``, ``"cache PATH"``, ``"Debian PATH"``,
-    ``"downloaded from URL into PATH"`` or ``"embedded subset 12000/2000"``: record it with
+    ``"downloaded from URL into PATH"`` or ``"embedded subset 12000/10000"``: record it with
     the run. (``subset()`` returns a plain Dataset; keep the source from here.)
     """
 

@@ -229,11 +229,15 @@ def find_calibration(results_dir: str | Path, proxy: str | None,
 
 
 def calibrate_command(proxy: str | None, dataset: str | None) -> str:
-    """The command that calibrates `proxy` on `dataset`, and what it costs, for a warning."""
+    """The command that calibrates `proxy` on `dataset`, for a warning to quote as code."""
+    return f"nas-convnext calibrate --proxy {proxy} --dataset {dataset} --seeds 2"
+
+
+def calibrate_cost(proxy: str | None) -> str:
+    """What that command costs, " (about N minutes on 2 cores)", or "" when not measured."""
     minutes = EXPECTED_MINUTES.get(str(proxy))
-    cost = (f" (about {minutes} minute{'' if minutes == 1 else 's'} on 2 cores)" if minutes
+    return (f" (about {minutes} minute{'' if minutes == 1 else 's'} on 2 cores)" if minutes
             else "")
-    return f"nas-convnext calibrate --proxy {proxy} --dataset {dataset} --seeds 2{cost}"
 
 
 def run_json_of(run_dir: Path) -> dict[str, Any]:
@@ -244,5 +248,5 @@ def run_json_of(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-__all__ = ["CALIBRATION_JSON", "CalibrationInfo", "calibrate_command", "find_calibration",
+__all__ = ["CALIBRATION_JSON", "CalibrationInfo", "calibrate_command", "calibrate_cost", "find_calibration",
            "load_calibration", "run_json_of", "summary_lines", "write_calibration", "RUN_JSON"]

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.calibration import can_tell_reason
-from .calibration_report import calibrate_command, find_calibration, load_calibration
+from .calibration_report import (
+    calibrate_command,
+    calibrate_cost,
+    find_calibration,
+    load_calibration,
+)
 
 #: What the verdict table says where the proxy cannot tell the choices apart.
 CANNOT_TELL = "cannot tell apart"
@@ -53,7 +58,8 @@ class Fidelity:
             return (f"Warning: proxy {self.proxy} is uncalibrated on {self.dataset}: nothing "
                     "shows that it ranks designs as full training would, so the verdicts below "
                     "may say more than the proxy knows. Calibrate it with "
-                    f"`{calibrate_command(self.proxy, self.dataset)}`, then analyze this run "
+                    f"`{calibrate_command(self.proxy, self.dataset)}`"
+                    f"{calibrate_cost(self.proxy)}, then analyze this run "
                     "again.")
         if self.can_tell is False:
             return (f"The proxy cannot tell these choices apart: {self.reason}. The verdict "

@@ -15,8 +15,8 @@ large as most differences between the roadmap's steps (docs/CALIBRATION.md).
 How the subset is drawn (also written into the NOTICE file beside it): from the full training
 set (60,000 images) and test set (10,000), per class 0..9 in order, with one
 ``numpy.random.default_rng(0)`` stream used first for the training set and then for the test
-set, ``rng.permutation`` of that class's indices and its first 1,200 (training) or 1,000 (test: all)
-entries; the chosen indices are sorted, so images keep their original order. The result is
+set, ``rng.permutation`` of that class's indices and its first 1,200 (training) or 1,000
+(test: all of it) entries; the chosen indices are sorted, so images keep their original order. The result is
 written as IDX files (the format ``load_dataset("idx", DIR)`` reads), gzip level 9 with
 ``mtime=0`` and no file name in the gzip header, so a rerun gives the same bytes (with the
 same zlib; ``--check`` shows it).

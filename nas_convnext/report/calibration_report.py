@@ -248,5 +248,5 @@ def run_json_of(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-__all__ = ["CALIBRATION_JSON", "CalibrationInfo", "calibrate_command", "calibrate_cost", "find_calibration",
-           "load_calibration", "run_json_of", "summary_lines", "write_calibration", "RUN_JSON"]
+__all__ = ["CALIBRATION_JSON", "CalibrationInfo", "calibrate_command", "calibrate_cost",
+           "find_calibration", "load_calibration", "run_json_of", "summary_lines", "write_calibration", "RUN_JSON"]

@@ -25,6 +25,7 @@ from nas_convnext.training.data import named
 from nas_convnext.training.data.named import (
     EMBEDDED_DIR,
     EMBEDDED_SHA256,
+    EMBEDDED_SIZES,
     EMBEDDED_SOURCE,
     NAMES,
     NamedDataset,
@@ -347,6 +348,15 @@ def test_embedded_subset_has_the_stated_sizes_balance_and_checksums(tmp_path):
     assert "MIT License" in notice and "Zalando SE" in notice and "default_rng(0)" in notice
     total = sum((EMBEDDED_DIR / n).stat().st_size for n in IDX_NAMES)
     assert 8_000_000 < total < 11_000_000
+
+
+def test_the_cpu_proxy_validates_on_the_whole_shipped_test_set():
+    # 2,000 validation images added about 0.8 points of sampling noise between two models, as
+    # much as most roadmap steps differ (docs/CALIBRATION.md): the default data and the default
+    # proxy must not drift apart again.
+    from nas_convnext.training.proxy import get_proxy
+
+    assert get_proxy("cpu").val_size >= EMBEDDED_SIZES[1] == 10_000
 
 
 def test_embedded_subset_takes_seeded_balanced_subsets(tmp_path):

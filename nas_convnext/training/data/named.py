@@ -13,8 +13,8 @@ therefore looked up in this order, the first complete copy winning:
 4. a download into the cache from the dataset's usual public address, checked against its
    published checksum, when the network allows (see :mod:`.download`);
 5. for ``fashion-mnist`` only, the 12,000-image class-balanced training subset and the whole
-   10,000-image test set that ship in the package (``embedded/fashion-mnist``, MIT licence in its NOTICE), so the default never
-   needs the network.
+   10,000-image test set that ship in the package (``embedded/fashion-mnist``, MIT licence in
+   its NOTICE), so the default never needs the network.
 
 When none works, one ``ValueError`` names every way to provide the data. Every result says
 where its data came from (:attr:`NamedDataset.source`, e.g. ``"embedded subset 12000/10000"``)
@@ -66,8 +66,8 @@ DEBIAN_ROOT = Path("/usr/share/datasets")
 DEBIAN_PACKAGES = {"fashion-mnist": "dataset-fashion-mnist"}
 
 EMBEDDED_DIR = Path(__file__).resolve().parent / "embedded" / "fashion-mnist"
-EMBEDDED_SOURCE = "embedded subset 12000/10000"
-EMBEDDED_SIZES = (12_000, 10_000)
+EMBEDDED_SIZES = (12_000, 10_000)   # training, test (the whole test set: the cpu proxy's validation)
+EMBEDDED_SOURCE = f"embedded subset {EMBEDDED_SIZES[0]}/{EMBEDDED_SIZES[1]}"
 #: sha256 of the shipped files, as written by bench/make_embedded_subset.py and its NOTICE.
 EMBEDDED_SHA256 = {
     "train-images-idx3-ubyte.gz": "0d13ecc641972943d18179fe9cc60ab163761943ced855976d2f435abe39517c",

@@ -24,6 +24,11 @@ class Proxy:
     batch_size: int = 128
     train_size: int = 5000
     val_size: int = 2000
+    # Images that score the epochs before the last, where only ASHA's rungs read the figure:
+    # a class-balanced part of the validation images (every one of them is also scored after
+    # the last epoch, the trial's result, which always uses all). None, or at least as many as
+    # there are: all of them (so a smaller `val_size` override needs no second change).
+    early_val_size: int | None = None
     lr: float = 2e-3            # per 256 images; scaled linearly with batch_size
     weight_decay: float = 0.05
     warmup_frac: float = 0.1    # share of all steps spent warming up linearly
@@ -52,6 +57,13 @@ class Proxy:
             if not _finite(v) or v < 0 or (name in ("warmup_frac", "label_smoothing",
                                                     "drop_path") and v >= 1):
                 raise ValueError(f"proxy {shown(self.name)}: {name}={shown(v)} is out of range")
+        if not isinstance(self.augment, bool):
+            raise ValueError(f"proxy {shown(self.name)}: augment={shown(self.augment)} must be "
+                             "true or false")
+        e = self.early_val_size
+        if e is not None and (isinstance(e, bool) or not isinstance(e, int) or e < 1):
+            raise ValueError(f"proxy {shown(self.name)}: early_val_size={shown(e)} must be a "
+                             "positive integer, or none for all the validation images")
         if self.optimizer not in ("adamw", "sgd"):
             raise ValueError(f"proxy {shown(self.name)}: optimizer={shown(self.optimizer)}: "
                              "expected adamw or sgd")

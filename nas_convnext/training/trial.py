@@ -205,6 +205,22 @@ def prepare(data, proxy: Proxy, seed: int, device: torch.device):
     return tx, sub.train_y.to(device), vx, sub.val_y.to(device)
 
 
+def early_positions(vy: torch.Tensor, n: int | None, num_classes: int,
+                    seed: int) -> torch.Tensor | None:
+    """Where in the validation set the epochs before the last are scored (None: all of it).
+
+    Only ASHA's rungs read those figures, and a rung need not see the last epoch's precision:
+    scoring them on a class-balanced part (`early_val_size`) instead of every image spares
+    most of the evaluation time, which grows with the validation set the last epoch needs.
+    """
+    from .data.dataset import balanced_indices
+
+    if n is None or n >= len(vy):
+        return None
+    pos = balanced_indices(vy.cpu(), n, num_classes, seed + 2, "early validation", "proxy")
+    return pos.to(vy.device)
+
+
 def _augment(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
     """Random crops (zero padding) and horizontal flips, per image, in one batched gather."""
     b, _, h, w = x.shape
@@ -301,8 +317,10 @@ def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | 
             result.status, result.message = "diverged", step.diverged
             break
         t0 = time.perf_counter()
-        top1, top5, val_loss = evaluate(loop.model, loop.vx, loop.vy, 512, True,
-                                        loop.autocast)
+        vx, vy = loop.vx, loop.vy
+        if loop.early is not None and epoch < loop.epochs:
+            vx, vy = vx[loop.early], vy[loop.early]
+        top1, top5, val_loss = evaluate(loop.model, vx, vy, 512, True, loop.autocast)
         eval_s += time.perf_counter() - t0
         if not math.isfinite(val_loss):
             result.status = "diverged"
@@ -340,6 +358,7 @@ class _Loop:
     ty: torch.Tensor
     vx: torch.Tensor
     vy: torch.Tensor
+    early: torch.Tensor | None      # positions in vx that score the epochs before the last
     dev: torch.device
     cuda: bool
     epochs: int
@@ -353,6 +372,7 @@ def _setup(arch: Arch, proxy: Proxy, data, seed: int, dev: torch.device,
     """The trial's data subset on the device, its model, optimizer, schedule and mixer."""
     gen = torch.Generator().manual_seed(seed)
     tx, ty, vx, vy = prepare(data, proxy, seed, dev)
+    early = early_positions(vy, proxy.early_val_size, int(data.num_classes), seed)
     num_classes = int(data.num_classes)
     in_chans = int(tx.shape[1])
     cuda = dev.type == "cuda"
@@ -382,7 +402,7 @@ def _setup(arch: Arch, proxy: Proxy, data, seed: int, dev: torch.device,
     else:
         def autocast():
             return contextlib.nullcontext()
-    return _Loop(proxy, model, opt, sched, mixer, autocast, gen, tx, ty, vx, vy, dev, cuda,
+    return _Loop(proxy, model, opt, sched, mixer, autocast, gen, tx, ty, vx, vy, early, dev, cuda,
                  epochs, bs, steps_per_epoch, loss_hook)
 
 

@@ -93,6 +93,58 @@ def test_same_seed_same_history_other_seed_differs(synthetic):
     assert a.compute_s > 0 and a.eval_s > 0 and a.elapsed_s >= a.compute_s + a.eval_s
 
 
+def test_early_epochs_are_scored_on_a_balanced_part_and_the_last_on_every_image(
+        synthetic, monkeypatch):
+    # early_val_size: the epochs before the last (read only by ASHA's rungs) are scored on a
+    # class-balanced part of the validation set; the last, the trial's result, on all of it.
+    proxy = tiny(epochs=3, val_size=240, early_val_size=60)
+    scored = []
+    real = train_mod.evaluate
+
+    def spy(model, vx, vy, *args):
+        scored.append(vy.clone())
+        return real(model, vx, vy, *args)
+
+    monkeypatch.setattr(train_mod, "evaluate", spy)
+    r = train_trial(arch("convnext_t"), proxy, synthetic, seed=1, threads=1)
+    full = tiny(epochs=3, val_size=240)
+    monkeypatch.setattr(train_mod, "evaluate", real)
+    plain = train_trial(arch("convnext_t"), full, synthetic, seed=1, threads=1)
+    assert [len(y) for y in scored] == [60, 60, 240]
+    counts = torch.bincount(scored[0], minlength=synthetic.num_classes)
+    assert counts.max() - counts.min() <= 1                 # every class, as evenly as can be
+    assert torch.equal(scored[0], scored[1])                 # the same part every early epoch
+    for h in r.history[:2]:
+        assert round(h["top1"] * 60) == pytest.approx(h["top1"] * 60, abs=1e-6)
+    # training is untouched and the result is the full set's: the same as without the option
+    assert [h["loss"] for h in r.history] == [h["loss"] for h in plain.history]
+    assert r.top1 == plain.top1 and r.history[-1]["val_loss"] == plain.history[-1]["val_loss"]
+
+
+def test_proxy_switch_must_be_a_boolean():
+    with pytest.raises(ValueError, match="augment='yes' must be true or false"):
+        tiny(augment="yes")
+
+
+@pytest.mark.parametrize("value", [0, -5, True, 2.5, "all"])
+def test_early_val_size_that_is_not_a_count_is_refused_by_name(value):
+    with pytest.raises(ValueError, match=r"early_val_size=.* must be a positive integer"):
+        tiny(val_size=240, early_val_size=value)
+
+
+def test_early_val_size_above_the_validation_set_means_all_of_it(synthetic, monkeypatch):
+    # A smaller val_size override (the benchmark table's 512 under `cpu`) needs no second one.
+    seen = []
+    real = train_mod.evaluate
+    monkeypatch.setattr(train_mod, "evaluate",
+                        lambda model, vx, vy, *a: seen.append(len(vy)) or real(model, vx, vy, *a))
+    train_trial(arch("resnet50"), tiny(epochs=2, val_size=100, early_val_size=2000), synthetic,
+                seed=0, threads=1)
+    assert seen == [100, 100]
+    cpu = get_proxy("cpu", val_size=512, train_size=1024)    # bench/build_table.py's proxy
+    assert cpu.early_val_size > cpu.val_size
+
+
 def _nan_after(monkeypatch, n_good: int):
     """Make the training loss NaN from training step n_good + 1 on; evaluation is untouched."""
     real = F.cross_entropy

@@ -98,8 +98,8 @@ class Dataset:
         proxy scores at different budgets comparable.
         """
         n_val = int(self.val_y.shape[0]) if n_val is None else n_val
-        train_idx = _balanced_indices(self.train_y, n_train, self.num_classes, seed, "train", self.name)
-        val_idx = _balanced_indices(self.val_y, n_val, self.num_classes, seed + 1, "val", self.name)
+        train_idx = balanced_indices(self.train_y, n_train, self.num_classes, seed, "train", self.name)
+        val_idx = balanced_indices(self.val_y, n_val, self.num_classes, seed + 1, "val", self.name)
         return Dataset(
             name=self.name,
             train_x=self.train_x[train_idx].contiguous(),
@@ -110,9 +110,11 @@ class Dataset:
         )
 
 
-def _balanced_indices(
+def balanced_indices(
     y: torch.Tensor, n: int, num_classes: int, seed: int, split: str, name: str
 ) -> torch.Tensor:
+    """`n` sorted positions into the labels `y`, classes dealt out round-robin in a seeded
+    order, so any `n` is as balanced as it can be; `split` and `name` only word the errors."""
     total = int(y.shape[0])
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"dataset {name!r}: subset size for {split} must be a non-negative integer, got {n!r}")

@@ -25,9 +25,9 @@ class Proxy:
     train_size: int = 5000
     val_size: int = 2000
     # Images that score the epochs before the last, where only ASHA's rungs read the figure:
-    # a class-balanced part of the validation images (every one of them is also scored after
-    # the last epoch, the trial's result, which always uses all). None, or at least as many as
-    # there are: all of them (so a smaller `val_size` override needs no second change).
+    # a class-balanced part of the validation images. The last epoch, a completed trial's
+    # result, is always scored on all of them. None, or at least as many as there are: all
+    # (so a smaller `val_size` override needs no second change).
     early_val_size: int | None = None
     lr: float = 2e-3            # per 256 images; scaled linearly with batch_size
     weight_decay: float = 0.05

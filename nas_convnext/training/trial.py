@@ -319,7 +319,7 @@ def train_trial(arch: Arch, proxy: Proxy, data, seed: int = 0, report: Report | 
         t0 = time.perf_counter()
         vx, vy = loop.vx, loop.vy
         if loop.early is not None and epoch < loop.epochs:
-            vx, vy = vx[loop.early], vy[loop.early]
+            vx, vy = loop.early
         top1, top5, val_loss = evaluate(loop.model, vx, vy, 512, True, loop.autocast)
         eval_s += time.perf_counter() - t0
         if not math.isfinite(val_loss):
@@ -358,7 +358,8 @@ class _Loop:
     ty: torch.Tensor
     vx: torch.Tensor
     vy: torch.Tensor
-    early: torch.Tensor | None      # positions in vx that score the epochs before the last
+    early: tuple[torch.Tensor, torch.Tensor] | None   # (images, labels) of the epochs before
+                                                      # the last; None: all of vx, vy
     dev: torch.device
     cuda: bool
     epochs: int
@@ -372,8 +373,9 @@ def _setup(arch: Arch, proxy: Proxy, data, seed: int, dev: torch.device,
     """The trial's data subset on the device, its model, optimizer, schedule and mixer."""
     gen = torch.Generator().manual_seed(seed)
     tx, ty, vx, vy = prepare(data, proxy, seed, dev)
-    early = early_positions(vy, proxy.early_val_size, int(data.num_classes), seed)
     num_classes = int(data.num_classes)
+    pos = early_positions(vy, proxy.early_val_size, num_classes, seed)
+    early = None if pos is None else (vx[pos], vy[pos])   # cut once, not every epoch
     in_chans = int(tx.shape[1])
     cuda = dev.type == "cuda"
     check_memory(arch, proxy, num_classes, in_chans, dev)

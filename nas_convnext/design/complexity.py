@@ -74,6 +74,11 @@ def complexity(arch: Arch, resolution: int = 224, num_classes: int = 1000,
     return _complexity(_flop_key(arch), resolution, num_classes, in_chans)
 
 
+#: Fields that change no FLOPs: activations are not counted (fvcore's convention) and a layer
+#: scale adds parameters only. Designs differing only there have the same FLOPs.
+FLOP_FREE_FIELDS = ("act", "activations", "layer_scale")
+
+
 def _flop_key(arch: Arch) -> Arch:
     # act and activations cost nothing; layer scale adds parameters only, so keep its
     # presence. Designs that differ only there share one cached count.

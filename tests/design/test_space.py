@@ -70,6 +70,44 @@ def test_describe_counts_exhaustively_and_matches_brute_force(tmp_path):
     assert set(info["dimensions"]) == {"depths", "width", "kernel"}
 
 
+MIXED = """
+name: mixed
+dimensions:
+  stem: [patchify, resnet]
+  depths: [[2, 2, 6, 2], [1, 1, 3, 1]]
+  width: [96, 64]
+  expansion: [4, 0.25]
+  groups: [depthwise, 1]
+  kernel: [7, 3]
+  spatial_conv: [first, middle]
+  act: [gelu, relu]
+  activations: [single, every]
+  norm: [ln, bn]
+  norms: [single, every]
+  downsample: [separate, block]
+  layer_scale: [1.0e-6, none]
+"""
+
+
+def test_cheapest_is_the_brute_force_minimum_with_the_flop_free_fields_held(tmp_path):
+    # Every dimension lists its costlier or non-default value first, so holding the wrong
+    # field at its first value would miss the minimum.
+    space = DesignSpace.from_yaml(_write(tmp_path, MIXED))
+    every = list(space.enumerate())
+    best = min(complexity(d).flops for d in every)
+    cheapest = space.cheapest()
+    assert complexity(cheapest).flops == best
+    assert space.contains(cheapest)
+    # ...as holding a field that costs FLOPs does: the kernel held at 7 misses it.
+    assert min(complexity(d).flops for d in space.valid.holding(("kernel",)).designs()) > best
+    # Held fields keep one value, the rest all of theirs; every design is still valid.
+    cut = list(space.valid.holding(("act", "activations", "layer_scale")).designs())
+    assert len(cut) * 8 == len(every)
+    assert {(d.act, d.activations, d.layer_scale) for d in cut} == {("gelu", "single", 1e-6)}
+    assert {d.key() for d in cut} <= {d.key() for d in every}
+    assert {d.norm for d in cut} == {"ln", "bn"} and {d.kernel for d in cut} == {7, 3}
+
+
 def test_large_space_is_estimated_by_sampling(tmp_path, monkeypatch):
     import nas_convnext.design.space as space_mod
 

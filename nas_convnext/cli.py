@@ -389,8 +389,8 @@ def _training_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--epochs", type=_positive_int, default=None, help="epochs per trial (default: the proxy profile's)")
     _dataset_options(s)
     s.add_argument("--concurrency", type=_positive_int, default=None, help="trials trained at once (default: as many as the CPUs and GPUs allow)")
-    s.add_argument("--cpus-per-trial", type=_positive_float, default=1.0, help="CPUs Ray gives each trial (default: %(default)s)")
-    s.add_argument("--gpus-per-trial", type=_nonneg_float, default=0.0, help="GPUs Ray gives each trial, fractions allowed, e.g. 0.5 (default: %(default)s)")
+    s.add_argument("--cpus-per-trial", type=_resource(gpu=False), default=1.0, help="CPUs Ray gives each trial (default: %(default)s)")
+    s.add_argument("--gpus-per-trial", type=_resource(gpu=True), default=0.0, help="GPUs Ray gives each trial, fractions allowed, e.g. 0.5 (default: %(default)s)")
     s.add_argument("--seed", type=_seed, default=0, help="seed of every trial's training and of the search's sampler (default: %(default)s)")
     s.add_argument("--name", default=None, help="run folder name under results/ (default: the start time and settings, e.g. 20250131-120000-convnext-4.5G)")
     s.add_argument("--address", default=None, help="join a running Ray cluster: auto, HOST:PORT or ray://HOST:PORT (default: start Ray on this machine)")
@@ -409,6 +409,20 @@ def _nonneg_float(text: str) -> float:
     if not v >= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return v
+
+
+def _resource(gpu: bool):
+    """--cpus-per-trial, --gpus-per-trial: Ray's rules, checked while the number is as typed
+    (a float can read otherwise: 10000000000000002 is 1.0000000000000002e+16)."""
+    def parse(text: str) -> float:
+        from .search.config import resource_problem
+
+        v = _float(text)
+        problem = resource_problem(v, zero_ok=gpu, gpu=gpu)
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
+        return v
+    return parse
 
 
 def _float(text: str) -> float:

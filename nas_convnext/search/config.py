@@ -82,25 +82,33 @@ def _resource_steps(value: float) -> float:
     return value / RESOURCE_STEP
 
 
-def _check_resource(option: str, value: float, zero_ok: bool) -> None:
+def resource_problem(value: float, zero_ok: bool, gpu: bool = False) -> str | None:
+    """What is wrong with a trial's CPU (`gpu` False) or GPU count for Ray, or None. The CLI
+    checks its options with this while it still has the number as typed, to name it so."""
     expected = "a number >= 0" if zero_ok else "a positive number"
     if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
-        raise ValueError(f"{option} {value!r}: expected {expected}")
+        return f"expected {expected}"
     if value > MAX_RESOURCE:
-        raise ValueError(f"{option} {value!r}: expected at most {MAX_RESOURCE:,.0f}")
+        return f"expected at most {MAX_RESOURCE:,.0f}"
     if value == 0:
-        return
+        return None
     steps = _resource_steps(value)
     if steps < 1 - 1e-9 or abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
-        raise ValueError(f"{option} {value!r}: Ray counts resources in steps of 0.0001, so "
-                         f"expected a multiple of 0.0001 (at least 0.0001), e.g. 0.25 or 1")
+        return ("Ray counts resources in steps of 0.0001, so expected a multiple of 0.0001 "
+                "(at least 0.0001), e.g. 0.25 or 1")
+    if gpu and value > 1 and value != int(value):
+        return "a trial takes a fraction of one GPU or whole GPUs (Ray's rule), e.g. 0.5, 1 or 2"
+    return None
+
+
+def _check_resource(option: str, value: float, zero_ok: bool, gpu: bool = False) -> None:
+    problem = resource_problem(value, zero_ok, gpu)
+    if problem:
+        raise ValueError(f"{option} {value!r}: {problem}")
 
 
 def _check_gpus(value: float) -> None:
-    _check_resource("--gpus-per-trial", value, zero_ok=True)
-    if value > 1 and value != int(value):
-        raise ValueError(f"--gpus-per-trial {value!r}: a trial takes a fraction of one GPU or "
-                         "whole GPUs (Ray's rule), e.g. 0.5, 1 or 2")
+    _check_resource("--gpus-per-trial", value, zero_ok=True, gpu=True)
 
 
 def _check_in(option: str, allowed: tuple[str, ...]) -> Callable[[Any], None]:

@@ -51,17 +51,21 @@ def test_a_cluster_that_is_not_there_is_one_line_at_once(tmp_path, capsys, addre
 
 
 # ----- values Ray cannot use: refused before Ray starts and before the run folder exists -----
+# The message names the number as typed: the CLI checks it before it is a float.
 @pytest.mark.parametrize("option,value,message", [
-    ("--cpus-per-trial", "0.00001", "--cpus-per-trial 1e-05: Ray counts resources in steps of "
-                                    "0.0001"),
-    ("--cpus-per-trial", "0.00015", "--cpus-per-trial 0.00015: Ray counts resources in steps"),
-    ("--gpus-per-trial", "0.00001", "--gpus-per-trial 1e-05: Ray counts resources in steps"),
-    ("--gpus-per-trial", "1.5", "--gpus-per-trial 1.5: a trial takes a fraction of one GPU or "
+    ("--cpus-per-trial", "0.00001", "--cpus-per-trial: '0.00001': Ray counts resources in steps "
+                                    "of 0.0001"),
+    ("--cpus-per-trial", "0.00015", "--cpus-per-trial: '0.00015': Ray counts resources in steps"),
+    ("--gpus-per-trial", "0.00001", "--gpus-per-trial: '0.00001': Ray counts resources in steps"),
+    ("--gpus-per-trial", "1.5", "--gpus-per-trial: '1.5': a trial takes a fraction of one GPU or "
                                 "whole GPUs"),
     # found by the bad-input sweep: Ray's step count of this was infinite (OverflowError)
-    ("--cpus-per-trial", "1.797693134862316e+304", "--cpus-per-trial 1.797693134862316e+304: "
+    ("--cpus-per-trial", "1.797693134862316e+304", "--cpus-per-trial: '1.797693134862316e+304': "
                                                   "expected at most 1,000,000"),
-    ("--gpus-per-trial", "1e300", "--gpus-per-trial 1e+300: expected at most 1,000,000"),
+    ("--gpus-per-trial", "1e300", "--gpus-per-trial: '1e300': expected at most 1,000,000"),
+    # found by the sweep too: as a float this reads 1.0000000000000002e+16, not as typed
+    ("--cpus-per-trial", "10000000000000002", "--cpus-per-trial: '10000000000000002': expected "
+                                              "at most 1,000,000"),
 ])
 def test_resources_ray_cannot_count_are_refused_first(tmp_path, capsys, monkeypatch, option,
                                                       value, message):
@@ -119,3 +123,19 @@ def test_storage_path_that_is_not_a_folder_is_refused_first(tmp_path, capsys, mo
     said = "is a file, not a folder" if where == "file" else f"{a_file} is a file, not a folder"
     assert lines[0].startswith(f"nas-convnext: error: --storage-path {storage}: {said}"), lines
     assert not results.exists() and a_file.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("cpus_per_trial", 1e-05, "--cpus-per-trial 1e-05: Ray counts resources in steps of 0.0001"),
+    ("cpus_per_trial", 0.0, "--cpus-per-trial 0.0: expected a positive number"),
+    ("gpus_per_trial", 1.5, "--gpus-per-trial 1.5: a trial takes a fraction of one GPU"),
+    ("gpus_per_trial", 2e6, "--gpus-per-trial 2000000.0: expected at most 1,000,000"),
+])
+def test_settings_made_in_code_or_read_from_run_json_follow_the_same_rules(field, value,
+                                                                            message):
+    from nas_convnext.search.config import SearchConfig
+
+    with pytest.raises(ValueError) as exc:
+        SearchConfig(budget=4.5e9, **{field: value})
+    assert str(exc.value).startswith(message), exc.value
+    SearchConfig(budget=4.5e9, **{field: 0.25})   # a quarter is one Ray can count

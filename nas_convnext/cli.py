@@ -404,13 +404,6 @@ def _positive_float(text: str) -> float:
     return v
 
 
-def _nonneg_float(text: str) -> float:
-    v = _float(text)
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return v
-
-
 def _resource(gpu: bool):
     """--cpus-per-trial, --gpus-per-trial: Ray's rules, checked while the number is as typed
     (a float can read otherwise: 10000000000000002 is 1.0000000000000002e+16)."""

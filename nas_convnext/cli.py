@@ -411,7 +411,7 @@ def _resource(gpu: bool):
         from .search.config import resource_problem
 
         v = _float(text)
-        problem = resource_problem(v, zero_ok=gpu, gpu=gpu)
+        problem = resource_problem(v, gpu)
         if problem:
             raise argparse.ArgumentTypeError(f"{text!r}: {problem}")
         return v

@@ -80,8 +80,8 @@ FLOP_FREE_FIELDS = ("act", "activations", "layer_scale")
 
 
 def _flop_key(arch: Arch) -> Arch:
-    # act and activations cost nothing; layer scale adds parameters only, so keep its
-    # presence. Designs that differ only there share one cached count.
+    # FLOP_FREE_FIELDS: act and activations cost nothing; layer scale adds parameters only, so
+    # keep its presence. Designs that differ only there share one cached count.
     return dataclasses.replace(arch, act="relu", activations="every",
                                layer_scale=None if arch.layer_scale is None else 1.0) \
         if (arch.act, arch.activations) != ("relu", "every") else arch

@@ -82,11 +82,12 @@ def _resource_steps(value: float) -> float:
     return value / RESOURCE_STEP
 
 
-def resource_problem(value: float, zero_ok: bool, gpu: bool = False) -> str | None:
-    """What is wrong with a trial's CPU (`gpu` False) or GPU count for Ray, or None. The CLI
-    checks its options with this while it still has the number as typed, to name it so."""
-    expected = "a number >= 0" if zero_ok else "a positive number"
-    if not (math.isfinite(value) and (value >= 0 if zero_ok else value > 0)):
+def resource_problem(value: float, gpu: bool) -> str | None:
+    """What is wrong with a trial's CPU (`gpu` False: more than 0) or GPU count (0 allowed) for
+    Ray, or None. The CLI checks its options with this while it still has the number as typed,
+    to name it so."""
+    expected = "a number >= 0" if gpu else "a positive number"
+    if not (math.isfinite(value) and (value >= 0 if gpu else value > 0)):
         return f"expected {expected}"
     if value > MAX_RESOURCE:
         return f"expected at most {MAX_RESOURCE:,.0f}"
@@ -101,14 +102,10 @@ def resource_problem(value: float, zero_ok: bool, gpu: bool = False) -> str | No
     return None
 
 
-def _check_resource(option: str, value: float, zero_ok: bool, gpu: bool = False) -> None:
-    problem = resource_problem(value, zero_ok, gpu)
+def _check_resource(option: str, value: float, gpu: bool) -> None:
+    problem = resource_problem(value, gpu)
     if problem:
         raise ValueError(f"{option} {value!r}: {problem}")
-
-
-def _check_gpus(value: float) -> None:
-    _check_resource("--gpus-per-trial", value, zero_ok=True, gpu=True)
 
 
 def _check_in(option: str, allowed: tuple[str, ...]) -> Callable[[Any], None]:
@@ -184,8 +181,8 @@ _CHECKS: dict[str, Callable[[Any], None]] = {
     "trials": _check_trials,
     "epochs": _check_optional_positive_int("--epochs"),
     "concurrency": _check_optional_positive_int("--concurrency"),
-    "cpus_per_trial": lambda v: _check_resource("--cpus-per-trial", v, zero_ok=False),
-    "gpus_per_trial": _check_gpus,
+    "cpus_per_trial": lambda v: _check_resource("--cpus-per-trial", v, gpu=False),
+    "gpus_per_trial": lambda v: _check_resource("--gpus-per-trial", v, gpu=True),
     "time_budget_s": _check_time_budget,
     "seed": _check_seed,
     "name": _check_name,

@@ -77,6 +77,39 @@ def test_width_mult_scales_and_keeps_group_rules():
     assert convs and all(c.groups == 32 for c in convs)
 
 
+@pytest.mark.parametrize("std", [0.02, 0.5, 1.0])
+def test_the_init_draws_what_timms_trunc_normal_draws(std):
+    # The same numbers from the same seed, so seeded results measured with timm's init stand.
+    # At std 1 the cuts at +-2 bind; at 0.02 (the paper's) they lie 100 std out.
+    from timm.layers import trunc_normal_
+
+    from nas_convnext.design.build import _trunc_normal_
+
+    ours, theirs = torch.empty(20000), torch.empty(20000)
+    torch.manual_seed(5)
+    _trunc_normal_(ours, std)
+    torch.manual_seed(5)
+    trunc_normal_(theirs, std=std)
+    assert torch.equal(ours, theirs)
+    assert ours.abs().max() <= 2.0 and abs(ours.mean()) < 0.05 * std
+    expected = 0.8796 * std if std == 1.0 else std       # a normal cut at 2 std: 0.88 std
+    assert ours.std().item() == pytest.approx(expected, rel=0.03)
+    torch.manual_seed(6)
+    assert not torch.equal(_trunc_normal_(torch.empty(20000), std), ours)
+
+
+def test_a_models_weights_come_from_the_init():
+    torch.manual_seed(0)
+    a = build_model(presets()["convnext_t"], num_classes=10, width_mult=0.25)
+    torch.manual_seed(0)
+    b = build_model(presets()["convnext_t"], num_classes=10, width_mult=0.25)
+    convs = [m for m in a.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    weights = torch.cat([m.weight.flatten() for m in convs])
+    assert weights.std().item() == pytest.approx(0.02, rel=0.03)
+    assert all(m.bias is None or not m.bias.any() for m in convs)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+
+
 def test_drop_path_rates_grow_linearly():
     m = build_model(presets()["convnext_t"], drop_path_rate=0.2)
     rates = [b.drop_path.drop_prob for st in m.stages for b in st.blocks

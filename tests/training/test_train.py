@@ -229,7 +229,9 @@ def test_resolution_too_small_is_refused_before_training(synthetic):
     check_resolution(arch("resnet50"), 16)       # ResNet's stride-2 3x3 convs keep one pixel
 
 
-def test_train_trial_does_not_import_ray():
+def test_train_trial_imports_neither_ray_nor_timm():
+    # Every trial worker pays for what a trial imports: timm (with torchvision and all its
+    # models) costs about 0.8 s, and a proxy without drop path or mixup needs none of it.
     code = textwrap.dedent("""
         import sys
         import nas_convnext.training.trial as t
@@ -242,12 +244,14 @@ def test_train_trial_does_not_import_ray():
         r = t.train_trial(presets()["resnet50"], p, ds, seed=0, threads=1)
         print("status", r.status, "epochs", r.epochs)
         print("ray imported:", "ray" in sys.modules, "tune imported:", "ray.tune" in sys.modules)
+        print("timm imported:", "timm" in sys.modules, "torchvision:", "torchvision" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "status completed epochs 1" in out.stdout
     assert "ray imported: False tune imported: False" in out.stdout
+    assert "timm imported: False torchvision: False" in out.stdout
 
 
 # ----- augmentation and schedule -----
@@ -300,6 +304,35 @@ def test_lr_schedule_warms_up_then_decays_to_zero():
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))           # then never rises
     assert lrs[55] == pytest.approx(0.5, abs=0.02)                    # cosine: half way, half
     assert lrs[-1] < 0.01 and f(100) == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("design, recipe", [("convnext_t", "modern"), ("resnet50", "original"),
+                                            ("convnext_t", "original")])
+def test_the_optimizer_is_the_one_timm_builds(design, recipe):
+    # Same class and settings, and the same tensors with and without weight decay (ConvNeXt's
+    # layer scales, every norm and bias without), as timm's factory, which the paper's code uses.
+    from timm.optim import create_optimizer_v2
+
+    from nas_convnext import build_model
+
+    model = build_model(presets()[design], num_classes=10, width_mult=0.25)
+    proxy = get_proxy("cpu").with_recipe(recipe)
+    ours = train_mod.make_optimizer(model, proxy)
+    extra = {"momentum": 0.9} if proxy.optimizer == "sgd" else {}
+    theirs = create_optimizer_v2(model, proxy.optimizer, lr=proxy.scaled_lr,
+                                 weight_decay=proxy.weight_decay, **extra)
+    assert type(ours) is type(theirs)
+    assert ours.defaults == theirs.defaults
+    assert len(ours.param_groups) == len(theirs.param_groups) == 2
+    for mine, timms in zip(ours.param_groups, theirs.param_groups):
+        assert [id(p) for p in mine["params"]] == [id(p) for p in timms["params"]]
+        assert {k: v for k, v in mine.items() if k != "params"} == \
+            {k: v for k, v in timms.items() if k != "params"}
+    no_decay = {id(p) for p in ours.param_groups[0]["params"]}
+    named = dict(model.named_parameters())
+    assert ours.param_groups[0]["weight_decay"] == 0 and ours.param_groups[1]["weight_decay"] > 0
+    assert all((id(p) in no_decay) == (p.ndim == 1) for p in named.values())
+    assert any(name.endswith("gamma") for name in named) == (design == "convnext_t")
 
 
 def test_trial_uses_the_schedule_at_the_scaled_lr(synthetic, monkeypatch):

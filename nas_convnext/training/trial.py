@@ -257,7 +257,8 @@ def make_optimizer(model: torch.nn.Module, proxy: Proxy) -> torch.optim.Optimize
     Norm weights, biases and layer scales (every tensor of one dimension, and every bias) are
     left out of weight decay, as the paper's code does. This is what timm's
     `create_optimizer_v2` builds (a test compares the two), written out here because importing
-    timm loads torchvision and all of timm's models, about 0.8 s in every trial worker.
+    timm loads torchvision and all of timm's models, about 1 s in every trial worker
+    (bench/worker_startup.py).
     """
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []

@@ -231,7 +231,7 @@ def test_resolution_too_small_is_refused_before_training(synthetic):
 
 def test_train_trial_imports_neither_ray_nor_timm():
     # Every trial worker pays for what a trial imports: timm (with torchvision and all its
-    # models) costs about 0.8 s, and a proxy without drop path or mixup needs none of it.
+    # models) costs about 1 s, and a proxy without drop path or mixup needs none of it.
     code = textwrap.dedent("""
         import sys
         import nas_convnext.training.trial as t

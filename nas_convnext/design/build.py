@@ -40,9 +40,37 @@ def make_norm(op: Norm) -> nn.Module:
     return nn.LayerNorm(op.c, eps=LN_EPS) if op.channels_last else LayerNorm2d(op.c, eps=LN_EPS)
 
 
+class SameConv2d(nn.Conv2d):
+    """A stride-1 conv padded to keep the map's size, which skips the taps that only ever see
+    padding.
+
+    On an H x W map a tap more than H - 1 rows (W - 1 columns) from the kernel's centre
+    multiplies zeros at every output position, so the centre min(k, 2H - 1) x min(k, 2W - 1)
+    part of the kernel computes exactly the same outputs and gradients (the outer taps' are 0
+    either way). Proxies train at 32 px, where the last two stages' maps are 2x2 and 1x1: a
+    7x7 or 11x11 depthwise kernel there is mostly padding, and cropping it makes the large-
+    kernel designs' training steps about twice as fast on a CPU (bench/tap_crop.py,
+    docs/BENCHMARKS.md). The weight keeps its full k x k shape, so the design, its parameters,
+    its state dict and the optimizer are unchanged. Under a trace (fvcore) the whole kernel is
+    used, so FLOPs stay those of the design's kernel, as the analytic count has them.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kh, kw = self.kernel_size
+        h, w = x.shape[-2:]
+        ch, cw = min(kh, 2 * h - 1), min(kw, 2 * w - 1)
+        if (ch, cw) == (kh, kw) or torch.jit.is_tracing():
+            return super().forward(x)
+        top, left = (kh - ch) // 2, (kw - cw) // 2
+        weight = self.weight[:, :, top:top + ch, left:left + cw]
+        return F.conv2d(x, weight, self.bias, 1, (ch // 2, cw // 2), 1, self.groups)
+
+
 def make_conv(op: Conv) -> nn.Module:
     if op.linear:
         return nn.Linear(op.cin, op.cout, bias=op.bias)
+    if op.stride == 1 and op.k > 1 and op.k % 2 == 1 and op.pad == op.k // 2:
+        return SameConv2d(op.cin, op.cout, op.k, 1, op.pad, groups=op.groups, bias=op.bias)
     return nn.Conv2d(op.cin, op.cout, op.k, op.stride, op.pad, groups=op.groups, bias=op.bias)
 
 

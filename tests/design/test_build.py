@@ -117,3 +117,69 @@ def test_drop_path_rates_grow_linearly():
     assert len(rates) == 17  # the first block has rate 0 and no DropPath
     assert rates[-1] == pytest.approx(0.2)
     assert all(b > a for a, b in zip(rates, rates[1:]))
+
+
+@pytest.mark.parametrize("k", [3, 5, 7, 11])
+@pytest.mark.parametrize("groups", ["depthwise", 1])
+def test_skipping_the_taps_that_see_only_padding_changes_nothing(k, groups):
+    """SameConv2d's outputs and gradients equal a whole-kernel conv's on maps of every size,
+    including those where it crops (1x1, 2x2, 1x3, 4x4 with k=11) and those where it does not."""
+    import torch.nn.functional as F
+
+    from nas_convnext.design.build import SameConv2d
+
+    torch.manual_seed(k)
+    c = 6
+    g = c if groups == "depthwise" else 1
+    for h, w in [(1, 1), (2, 2), (1, 3), (3, 1), (4, 4), (2, 7), (8, 8)]:
+        conv = SameConv2d(c, c, k, 1, k // 2, groups=g, bias=True).double()
+        x = torch.randn(3, c, h, w, dtype=torch.float64, requires_grad=True)
+        grad_out = torch.randn(3, c, h, w, dtype=torch.float64)
+        got = conv(x)
+        g_got = torch.autograd.grad(got, (x, conv.weight, conv.bias), grad_out)
+        want = F.conv2d(x, conv.weight, conv.bias, 1, k // 2, 1, g)
+        g_want = torch.autograd.grad(want, (x, conv.weight, conv.bias), grad_out)
+        assert got.shape == want.shape == (3, c, h, w)
+        torch.testing.assert_close(got, want)
+        for a, b in zip(g_got, g_want):
+            torch.testing.assert_close(a, b)
+        assert conv.weight.shape[-2:] == (k, k)
+        # the outer rows and columns of taps only ever met padding: their gradient is 0
+        if 2 * h - 1 < k:
+            assert g_got[1][..., 0, :].abs().sum() == 0
+        if 2 * w - 1 < k:
+            assert g_got[1][..., :, 0].abs().sum() == 0
+
+
+def test_a_proxy_sized_network_trains_the_same_with_cropped_kernels():
+    """ConvNeXt-T with 11x11 kernels at 32 px (maps 8, 4, 2, 1): one training step's loss and
+    every gradient equal those of the same network computing with whole kernels."""
+    import dataclasses
+
+    from torch import nn
+
+    from nas_convnext.design import build
+
+    arch = dataclasses.replace(presets()["convnext_t"], kernel=11)
+    torch.manual_seed(0)
+    model = build_model(arch, num_classes=10, width_mult=0.25, in_chans=1).double()
+    assert sum(isinstance(m, build.SameConv2d) for m in model.modules()) == sum(arch.depths)
+    x = torch.randn(4, 1, 32, 32, dtype=torch.float64)
+    y = torch.tensor([0, 3, 5, 9])
+
+    def loss_and_grads():
+        model.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    crop_loss, crop_grads = loss_and_grads()
+    saved = build.SameConv2d.forward
+    build.SameConv2d.forward = nn.Conv2d.forward
+    try:
+        whole_loss, whole_grads = loss_and_grads()
+    finally:
+        build.SameConv2d.forward = saved
+    torch.testing.assert_close(crop_loss, whole_loss)
+    for a, b in zip(crop_grads, whole_grads):
+        torch.testing.assert_close(a, b)

@@ -13,7 +13,6 @@ written to docs/BENCHMARKS.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import platform
 import statistics
 import sys
@@ -23,23 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
 from bench._doc import write_section  # noqa: E402
 from bench.channels_last import step_ms  # noqa: E402
-from nas_convnext.design import build  # noqa: E402
+from nas_convnext.design.build import whole_kernels  # noqa: E402
 from nas_convnext.design.roadmap import roadmap_steps  # noqa: E402
-
-
-@contextlib.contextmanager
-def whole_kernels():
-    """Every `SameConv2d` computes with its whole kernel, as a plain nn.Conv2d does."""
-    crop = build.SameConv2d.forward
-    build.SameConv2d.forward = nn.Conv2d.forward
-    try:
-        yield
-    finally:
-        build.SameConv2d.forward = crop
 
 
 def main() -> None:

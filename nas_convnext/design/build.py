@@ -7,7 +7,9 @@ stages.i.blocks.j, head.norm, head.fc) so that weights map across with a short k
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +51,8 @@ class SameConv2d(nn.Conv2d):
     part of the kernel computes exactly the same outputs and gradients (the outer taps' are 0
     either way). Proxies train at 32 px, where the last two stages' maps are 2x2 and 1x1: a
     7x7 or 11x11 depthwise kernel there is mostly padding, and cropping it makes the large-
-    kernel designs' training steps about twice as fast on a CPU (bench/tap_crop.py,
-    docs/BENCHMARKS.md). The weight keeps its full k x k shape, so the design, its parameters,
+    kernel and ConvNeXt designs' training steps 1.2 to 2.2 times as fast on a CPU
+    (bench/tap_crop.py, docs/BENCHMARKS.md). The weight keeps its full k x k shape, so the design, its parameters,
     its state dict and the optimizer are unchanged. Under a trace (fvcore) the whole kernel is
     used, so FLOPs stay those of the design's kernel, as the analytic count has them.
     """
@@ -64,6 +66,19 @@ class SameConv2d(nn.Conv2d):
         top, left = (kh - ch) // 2, (kw - cw) // 2
         weight = self.weight[:, :, top:top + ch, left:left + cw]
         return F.conv2d(x, weight, self.bias, 1, (ch // 2, cw // 2), 1, self.groups)
+
+
+@contextlib.contextmanager
+def whole_kernels() -> Iterator[None]:
+    """Within it, every `SameConv2d` computes with its whole kernel, as a plain nn.Conv2d does:
+    what the crop is compared with (bench/tap_crop.py and its test). Not thread-safe: it swaps
+    the class's forward for the whole process."""
+    crop = SameConv2d.forward
+    SameConv2d.forward = nn.Conv2d.forward
+    try:
+        yield
+    finally:
+        SameConv2d.forward = crop
 
 
 def make_conv(op: Conv) -> nn.Module:

@@ -156,8 +156,6 @@ def test_a_proxy_sized_network_trains_the_same_with_cropped_kernels():
     every gradient equal those of the same network computing with whole kernels."""
     import dataclasses
 
-    from torch import nn
-
     from nas_convnext.design import build
 
     arch = dataclasses.replace(presets()["convnext_t"], kernel=11)
@@ -174,12 +172,10 @@ def test_a_proxy_sized_network_trains_the_same_with_cropped_kernels():
         return loss.detach(), [p.grad.clone() for p in model.parameters()]
 
     crop_loss, crop_grads = loss_and_grads()
-    saved = build.SameConv2d.forward
-    build.SameConv2d.forward = nn.Conv2d.forward
-    try:
+    with build.whole_kernels():
+        assert build.SameConv2d.forward is torch.nn.Conv2d.forward   # no tap skipped in here
         whole_loss, whole_grads = loss_and_grads()
-    finally:
-        build.SameConv2d.forward = saved
+    assert build.SameConv2d.forward is not torch.nn.Conv2d.forward   # restored
     torch.testing.assert_close(crop_loss, whole_loss)
     for a, b in zip(crop_grads, whole_grads):
         torch.testing.assert_close(a, b)

@@ -9,6 +9,7 @@ goes to forward, backward and the optimizer step rather than to a data pipeline.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -268,9 +269,45 @@ def make_optimizer(model: torch.nn.Module, proxy: Proxy) -> torch.optim.Optimize
     groups = [{"params": no_decay, "weight_decay": 0.0},
               {"params": decay, "weight_decay": proxy.weight_decay}]
     if proxy.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=proxy.scaled_lr, momentum=0.9, nesterov=True,
-                               weight_decay=0.0)
-    return torch.optim.AdamW(groups, lr=proxy.scaled_lr, weight_decay=0.0)
+        return SGD(groups, lr=proxy.scaled_lr, momentum=0.9, nesterov=True, weight_decay=0.0)
+    return AdamW(groups, lr=proxy.scaled_lr, weight_decay=0.0)
+
+
+# torch wraps an optimizer's step, zero_grad and add_param_group in code for torch.compile
+# (`_use_grad_for_differentiable`, `torch._disable_dynamo`) that imports torch._dynamo on the
+# first call: about 2.3 s on a 2-core machine, more than a cpu-tiny trial trains, paid again by
+# every fresh trial worker of every search (docs/BENCHMARKS.md, "Trial worker start-up").
+# Nothing here compiles, so the classes below call the functions under those wrappers: the
+# same code on the same tensors (a test compares the parameters after several steps, bit for
+# bit, and checks that a trial leaves torch._dynamo unimported). What the wrappers do outside
+# compilation is kept: step runs without autograd (our optimizers are not `differentiable`),
+# and torch's step hooks and profiler label still wrap it (Optimizer.__init__ adds them to
+# every optimizer class).
+
+
+class AdamW(torch.optim.AdamW):
+    """torch's AdamW, without importing torch._dynamo (see above)."""
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            return inspect.unwrap(torch.optim.AdamW.step)(self, closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        inspect.unwrap(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        inspect.unwrap(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+
+class SGD(torch.optim.SGD):
+    """torch's SGD, without importing torch._dynamo (see above)."""
+
+    def step(self, closure=None):
+        with torch.no_grad():
+            return inspect.unwrap(torch.optim.SGD.step)(self, closure)
+
+    zero_grad = AdamW.zero_grad
+    add_param_group = AdamW.add_param_group
 
 
 @torch.no_grad()

@@ -229,9 +229,11 @@ def test_resolution_too_small_is_refused_before_training(synthetic):
     check_resolution(arch("resnet50"), 16)       # ResNet's stride-2 3x3 convs keep one pixel
 
 
-def test_train_trial_imports_neither_ray_nor_timm():
+def test_train_trial_imports_neither_ray_timm_nor_dynamo():
     # Every trial worker pays for what a trial imports: timm (with torchvision and all its
-    # models) costs about 1 s, and a proxy without drop path or mixup needs none of it.
+    # models) costs about 1 s, and a proxy without drop path or mixup needs none of it;
+    # torch._dynamo, which torch's optimizers import on their first step, about 2.3 s.
+    # Both optimizers: AdamW (the modern recipe) and SGD (ResNet's original).
     code = textwrap.dedent("""
         import sys
         import nas_convnext.training.trial as t
@@ -241,17 +243,64 @@ def test_train_trial_imports_neither_ray_nor_timm():
         import dataclasses
         ds = generate_synthetic(n_train=48, n_val=24, use_cache=False)
         p = dataclasses.replace(get_proxy("cpu-tiny"), train_size=48, val_size=24, batch_size=16)
-        r = t.train_trial(presets()["resnet50"], p, ds, seed=0, threads=1)
-        print("status", r.status, "epochs", r.epochs)
+        for recipe in ("modern", "original"):
+            r = t.train_trial(presets()["resnet50"], p.with_recipe(recipe), ds, seed=0, threads=1)
+            print(recipe, "status", r.status, "epochs", r.epochs)
         print("ray imported:", "ray" in sys.modules, "tune imported:", "ray.tune" in sys.modules)
         print("timm imported:", "timm" in sys.modules, "torchvision:", "torchvision" in sys.modules)
+        print("dynamo imported:", "torch._dynamo" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert "status completed epochs 1" in out.stdout
+    assert "modern status completed epochs 1" in out.stdout
+    assert "original status completed epochs 1" in out.stdout
     assert "ray imported: False tune imported: False" in out.stdout
     assert "timm imported: False torchvision: False" in out.stdout
+    assert "dynamo imported: False" in out.stdout
+
+
+@pytest.mark.parametrize("recipe", ["modern", "original"])
+def test_the_optimizer_steps_exactly_as_torchs_and_keeps_its_hooks(recipe):
+    # Ours skips torch's compile wrappers; the parameters after a few steps under the warmup and
+    # cosine schedule must equal, bit for bit, those that torch's own class gives (the same
+    # groups and settings), and step hooks registered on ours must still run around each step.
+    from nas_convnext import build_model
+
+    proxy = get_proxy("cpu-tiny").with_recipe(recipe)
+    models = [build_model(presets()["convnext_t"], num_classes=10, width_mult=0.125)
+              for _ in range(2)]
+    start = {k: v.clone() for k, v in models[0].state_dict().items()}
+    models[1].load_state_dict(start)
+    ours = train_mod.make_optimizer(models[0], proxy)
+    base = torch.optim.SGD if recipe == "original" else torch.optim.AdamW
+    assert isinstance(ours, base) and type(ours) is not base
+    by_name = dict(models[1].named_parameters())
+    name_of = {id(p): n for n, p in models[0].named_parameters()}
+    theirs = base([{**{k: v for k, v in g.items() if k != "params"},
+                    "params": [by_name[name_of[id(p)]] for p in g["params"]]}
+                   for g in ours.param_groups],
+                  **{k: v for k, v in ours.defaults.items() if k != "decoupled_weight_decay"})
+    assert theirs.defaults == ours.defaults
+    calls = []
+    ours.register_step_pre_hook(lambda opt, args, kwargs: calls.append("pre"))
+    ours.register_step_post_hook(lambda opt, args, kwargs: calls.append("post"))
+    scheds = [torch.optim.lr_scheduler.LambdaLR(o, train_mod._lr_lambda(6, 2))
+              for o in (ours, theirs)]
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(6):
+        x = torch.randn(4, 3, 32, 32, generator=gen)
+        y = torch.randint(0, 10, (4,), generator=gen)
+        for m, o, sch in zip(models, (ours, theirs), scheds):
+            o.zero_grad(set_to_none=True)
+            F.cross_entropy(m(x), y).backward()
+            o.step()
+            sch.step()
+    assert calls == ["pre", "post"] * 6
+    for (name, a), b in zip(models[0].named_parameters(), models[1].parameters()):
+        assert torch.equal(a, b), name
+    # the steps changed the weights, so "equal" is not "both left alone"
+    assert sum(not torch.equal(a, start[n]) for n, a in models[0].named_parameters()) > 10
 
 
 # ----- augmentation and schedule -----
@@ -321,7 +370,7 @@ def test_the_optimizer_is_the_one_timm_builds(design, recipe):
     extra = {"momentum": 0.9} if proxy.optimizer == "sgd" else {}
     theirs = create_optimizer_v2(model, proxy.optimizer, lr=proxy.scaled_lr,
                                  weight_decay=proxy.weight_decay, **extra)
-    assert type(ours) is type(theirs)
+    assert isinstance(ours, type(theirs))  # a subclass that skips torch.compile's wrappers
     assert ours.defaults == theirs.defaults
     assert len(ours.param_groups) == len(theirs.param_groups) == 2
     for mine, timms in zip(ours.param_groups, theirs.param_groups):

@@ -8,7 +8,7 @@ import the search's Ray module (the trainable lives there), build ConvNeXt-T at 
 proxy's width, make the optimizer and take one step. The `timm` variant first imports
 `timm.layers` and `timm.optim`, as every worker did while the init, the optimizer and DropPath
 came from timm (timm loads torchvision and all its models). The `torch.optim` variant builds
-torch's AdamW instead of ours (`training.trial.AdamW`, which skips torch.compile's wrappers),
+torch's AdamW instead of ours (`training.optim.AdamW`, which skips torch.compile's wrappers),
 as every worker did until stop 28. The variants alternate, `--repeats`
 times each, so all see the same machine; the ratio of their medians is what to compare, not
 the seconds (this machine's speed moves by a third from hour to hour).

@@ -9,7 +9,6 @@ goes to forward, backward and the optimizer step rather than to a data pipeline.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import torch.nn.functional as F
 from ..design.arch import Arch
 from ..design.build import build_model
 from ..design.plan import stage_sizes
+from .optim import SGD, AdamW
 from .proxy import Proxy
 
 Report = Callable[[dict[str, Any]], None]
@@ -259,7 +259,8 @@ def make_optimizer(model: torch.nn.Module, proxy: Proxy) -> torch.optim.Optimize
     left out of weight decay, as the paper's code does. This is what timm's
     `create_optimizer_v2` builds (a test compares the two), written out here because importing
     timm loads torchvision and all of timm's models, about 1 s in every trial worker
-    (bench/worker_startup.py).
+    (bench/worker_startup.py). The classes are torch's, through `training.optim`, which skips
+    their torch.compile wrappers (2.3 s more in every worker).
     """
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
@@ -271,43 +272,6 @@ def make_optimizer(model: torch.nn.Module, proxy: Proxy) -> torch.optim.Optimize
     if proxy.optimizer == "sgd":
         return SGD(groups, lr=proxy.scaled_lr, momentum=0.9, nesterov=True, weight_decay=0.0)
     return AdamW(groups, lr=proxy.scaled_lr, weight_decay=0.0)
-
-
-# torch wraps an optimizer's step, zero_grad and add_param_group in code for torch.compile
-# (`_use_grad_for_differentiable`, `torch._disable_dynamo`) that imports torch._dynamo on the
-# first call: about 2.3 s on a 2-core machine, more than a cpu-tiny trial trains, paid again by
-# every fresh trial worker of every search (docs/BENCHMARKS.md, "Trial worker start-up").
-# Nothing here compiles, so the classes below call the functions under those wrappers: the
-# same code on the same tensors (a test compares the parameters after several steps, bit for
-# bit, and checks that a trial leaves torch._dynamo unimported). What the wrappers do outside
-# compilation is kept: step runs without autograd (our optimizers are not `differentiable`),
-# and torch's step hooks and profiler label still wrap it (Optimizer.__init__ adds them to
-# every optimizer class).
-
-
-class AdamW(torch.optim.AdamW):
-    """torch's AdamW, without importing torch._dynamo (see above)."""
-
-    def step(self, closure=None):
-        with torch.no_grad():
-            return inspect.unwrap(torch.optim.AdamW.step)(self, closure)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        inspect.unwrap(torch.optim.Optimizer.zero_grad)(self, set_to_none)
-
-    def add_param_group(self, param_group: dict[str, Any]) -> None:
-        inspect.unwrap(torch.optim.Optimizer.add_param_group)(self, param_group)
-
-
-class SGD(torch.optim.SGD):
-    """torch's SGD, without importing torch._dynamo (see above)."""
-
-    def step(self, closure=None):
-        with torch.no_grad():
-            return inspect.unwrap(torch.optim.SGD.step)(self, closure)
-
-    zero_grad = AdamW.zero_grad
-    add_param_group = AdamW.add_param_group
 
 
 @torch.no_grad()

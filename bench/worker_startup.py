@@ -9,8 +9,8 @@ proxy's width, make the optimizer and take one step. The `timm` variant first im
 `timm.layers` and `timm.optim`, as every worker did while the init, the optimizer and DropPath
 came from timm (timm loads torchvision and all its models). The `torch.optim` variant builds
 torch's AdamW instead of ours (`training.optim.AdamW`, which skips torch.compile's wrappers),
-as every worker did until stop 28. The variants alternate, `--repeats`
-times each, so all see the same machine; the ratio of their medians is what to compare, not
+as every worker did until stop 28. The variants alternate, `--repeats` times each, so all
+see the same machine; the ratio of their medians is what to compare, not
 the seconds (this machine's speed moves by a third from hour to hour).
 """
 from __future__ import annotations
@@ -58,8 +58,7 @@ VARIANTS = {
 def _once(pre: str, swap: str) -> tuple[float, str]:
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", WORKER.format(pre=pre, swap=swap)], cwd=ROOT,
-                         text=True,
-                         capture_output=True, check=True)
+                         text=True, capture_output=True, check=True)
     return time.perf_counter() - t, out.stdout.strip()
 
 

@@ -52,8 +52,8 @@ class SameConv2d(nn.Conv2d):
     either way). Proxies train at 32 px, where the last two stages' maps are 2x2 and 1x1: a
     7x7 or 11x11 depthwise kernel there is mostly padding, and cropping it makes the large-
     kernel and ConvNeXt designs' training steps 1.2 to 2.2 times as fast on a CPU
-    (bench/tap_crop.py, docs/BENCHMARKS.md). The weight keeps its full k x k shape, so the design, its parameters,
-    its state dict and the optimizer are unchanged. Under a trace (fvcore) the whole kernel is
+    (bench/tap_crop.py, docs/BENCHMARKS.md). The weight keeps its full k x k shape, so the
+    design, its parameters, its state dict and the optimizer are unchanged. Under a trace (fvcore) the whole kernel is
     used, so FLOPs stay those of the design's kernel, as the analytic count has them.
     """
 

@@ -18,27 +18,38 @@ from typing import Any
 
 import torch
 
+#: torch's methods under their compile wrappers, found once.
+_RAW_ZERO_GRAD = inspect.unwrap(torch.optim.Optimizer.zero_grad)
+_RAW_ADD_PARAM_GROUP = inspect.unwrap(torch.optim.Optimizer.add_param_group)
 
-class AdamW(torch.optim.AdamW):
-    """torch's AdamW, without importing torch._dynamo (see the module's docstring)."""
+
+class _WithoutDynamo:
+    """What both optimizers share: torch's own methods, called under their compile wrappers.
+
+    `_raw_step` is the class's torch `step` unwrapped, found once when the class is made (torch
+    later wraps the class's `step` in its hook wrapper, which calls this one).
+    """
+
+    _raw_step: Any
 
     def step(self, closure=None):
         with torch.no_grad():
-            return inspect.unwrap(torch.optim.AdamW.step)(self, closure)
+            return self._raw_step(closure)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        inspect.unwrap(torch.optim.Optimizer.zero_grad)(self, set_to_none)
+        _RAW_ZERO_GRAD(self, set_to_none)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        inspect.unwrap(torch.optim.Optimizer.add_param_group)(self, param_group)
+        _RAW_ADD_PARAM_GROUP(self, param_group)
 
 
-class SGD(torch.optim.SGD):
+class AdamW(_WithoutDynamo, torch.optim.AdamW):
+    """torch's AdamW, without importing torch._dynamo (see the module's docstring)."""
+
+    _raw_step = inspect.unwrap(torch.optim.AdamW.step)
+
+
+class SGD(_WithoutDynamo, torch.optim.SGD):
     """torch's SGD, without importing torch._dynamo (see the module's docstring)."""
 
-    def step(self, closure=None):
-        with torch.no_grad():
-            return inspect.unwrap(torch.optim.SGD.step)(self, closure)
-
-    zero_grad = AdamW.zero_grad
-    add_param_group = AdamW.add_param_group
+    _raw_step = inspect.unwrap(torch.optim.SGD.step)

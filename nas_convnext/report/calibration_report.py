@@ -24,6 +24,7 @@ from ..analysis.calibration import (
     can_tell_reason,
     roadmap_reference,
 )
+from ..analysis.departures import departures, largest_departures
 from ..results import RUN_JSON, plain, read_run_json, read_table
 from ..userfile import FileRefused, load_file
 from .document import _Fig, _render_html, _render_md, _Table, _Writer
@@ -106,7 +107,33 @@ def _steps_frame(cal: Calibration) -> pd.DataFrame:
     df.insert(1, "name", [names.get(s, "") for s in df["step"]])
     df["mean_pct"] = 100 * df["mean"]
     df["sd_pp"] = 100 * df["sd"]
+    dep = departures(cal, cal.level)
+    for col in ("departure_pp", "departure_lo", "departure_hi"):
+        df[col] = dep[col].to_numpy()
     return df
+
+
+def departure_line(cal: Calibration, steps: pd.DataFrame, k: int = 3) -> str:
+    """One sentence naming the steps the proxy favours or undervalues most (see
+    `analysis.departures`), for the report under its per-step table."""
+    top = largest_departures(steps, k)
+    level = int(cal.level * 100)
+    if top.empty:
+        return (f"No step departs measurably from a straight line through the paper's top-1 "
+                f"(every {level}% interval includes 0).")
+    names = steps.set_index("step")["name"]
+    parts = []
+    for r in top.itertuples():
+        ci = (f" [{_fmt(r.departure_lo, '+.1f')}, {_fmt(r.departure_hi, '+.1f')}]"
+              if math.isfinite(r.departure_lo) else "")
+        parts.append(f"step {r.step} ({names.get(r.step, '')}) "
+                     f"{_fmt(r.departure_pp, '+.1f')} pp{ci}")
+    tail = ("" if np.isfinite(steps["departure_lo"]).any() else
+            " With one seed these may be noise: nothing tells noise from bias.")
+    return ("Where the proxy parts most from the paper (proxy top-1 above (+) or below (-) a "
+            f"straight line fitted through the paper's top-1, {level}% interval over seeds): "
+            + "; ".join(parts) + ". Verdicts on these steps' choices deserve the least trust."
+            + tail)
 
 
 def _fmt(v: Any, spec: str = ".3f") -> str:
@@ -141,12 +168,15 @@ def summary_lines(cal: Calibration, record: dict[str, Any]) -> list[str]:
 
 def _blocks(cal: Calibration, record: dict[str, Any], steps: pd.DataFrame, png: bytes):
     rows = [[str(r.step), str(r.name), str(r.n), _fmt(r.mean_pct, ".2f"), _fmt(r.sd_pp, ".2f"),
-             _fmt(r.paper_top1, ".2f"), _fmt(r.flops / 1e9, ".2f")] for r in steps.itertuples()]
+             _fmt(r.paper_top1, ".2f"), _departure_cell(r), _fmt(r.flops / 1e9, ".2f")]
+            for r in steps.itertuples()]
     table = _Table("calibration-steps", "Each roadmap step: the proxy's mean top-1 over its "
                    "seeds and their standard deviation, beside the paper's ImageNet-1K top-1 "
-                   "(Table 10) and the full-size design's GFLOPs.",
+                   "(Table 10), the step's departure from a straight line fitted through the "
+                   "paper's top-1 (proxy points, with its interval over seeds) and the "
+                   "full-size design's GFLOPs.",
                    ["step", "name", "seeds", "proxy top-1 (%)", "sd (pp)", "paper top-1 (%)",
-                    "GFLOPs"], rows)
+                    "off the paper's line (pp)", "GFLOPs"], rows)
     caption = (f"Proxy top-1 (mean over {cal.n_seeds} seed(s), bars: one standard deviation) "
                f"against the paper's top-1, one point per step (its number). Kendall tau "
                f"{_fmt(cal.kendall_tau, '+.2f')} {_ci(cal.kendall_tau_ci)}; FLOPs alone "
@@ -162,8 +192,18 @@ def _blocks(cal: Calibration, record: dict[str, Any], steps: pd.DataFrame, png: 
               f"{record.get('run')}; data: {record.get('dataset_source')}."),
         ("fig", _Fig("calibration.png", png, "proxy top-1 against the paper's top-1", caption)),
         ("table", table),
+        ("p", departure_line(cal, steps)),
         ("ul", notes),
     ]
+
+
+def _departure_cell(r) -> str:
+    if not math.isfinite(r.departure_pp):
+        return "n/a"
+    if not math.isfinite(r.departure_lo):
+        return _fmt(r.departure_pp, "+.2f")
+    return (f"{_fmt(r.departure_pp, '+.2f')} [{_fmt(r.departure_lo, '+.2f')}, "
+            f"{_fmt(r.departure_hi, '+.2f')}]")
 
 
 def _scatter(cal: Calibration, steps: pd.DataFrame):

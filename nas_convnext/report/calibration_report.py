@@ -113,21 +113,27 @@ def _steps_frame(cal: Calibration) -> pd.DataFrame:
     return df
 
 
-def departure_line(cal: Calibration, steps: pd.DataFrame, k: int = 3) -> str:
-    """One sentence naming the steps the proxy favours or undervalues most (see
-    `analysis.departures`), for the report under its per-step table."""
-    top = largest_departures(steps, k)
-    level = int(cal.level * 100)
-    if top.empty:
-        return (f"No step departs measurably from a straight line through the paper's top-1 "
-                f"(every {level}% interval includes 0).")
-    names = steps.set_index("step")["name"]
+def departure_parts(cal: Calibration, k: int = 3) -> list[str]:
+    """The `k` steps that depart most from the paper's line (`analysis.departures`), each as
+    "step N (name) +x.x pp [lo, hi]", largest first; empty when none departs measurably."""
+    names = roadmap_reference().set_index("step")["name"]
     parts = []
-    for r in top.itertuples():
+    for r in largest_departures(departures(cal, cal.level), k).itertuples():
         ci = (f" [{_fmt(r.departure_lo, '+.1f')}, {_fmt(r.departure_hi, '+.1f')}]"
               if math.isfinite(r.departure_lo) else "")
         parts.append(f"step {r.step} ({names.get(r.step, '')}) "
                      f"{_fmt(r.departure_pp, '+.1f')} pp{ci}")
+    return parts
+
+
+def departure_line(cal: Calibration, steps: pd.DataFrame, k: int = 3) -> str:
+    """One sentence naming the steps the proxy favours or undervalues most (see
+    `analysis.departures`), for the report under its per-step table."""
+    parts = departure_parts(cal, k)
+    level = int(cal.level * 100)
+    if not parts:
+        return (f"No step departs measurably from a straight line through the paper's top-1 "
+                f"(every {level}% interval includes 0).")
     tail = ("" if np.isfinite(steps["departure_lo"]).any() else
             " With one seed these may be noise: nothing tells noise from bias.")
     return ("Where the proxy parts most from the paper (proxy top-1 above (+) or below (-) a "

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..analysis.calibration import can_tell_reason
+from ..analysis.calibration import Calibration, can_tell_reason
 from .calibration_report import (
     calibrate_command,
     calibrate_cost,
+    departure_parts,
     find_calibration,
     load_calibration,
 )
@@ -84,6 +85,11 @@ class Fidelity:
             f"{r.get('dataset_source')}; run {r.get('run')} ({r.get('_path')})",
             f"verdicts: {self.reason}",
         ]
+        parts = _departures(r)
+        if parts:
+            out.insert(2, "where it parts most from the paper (its top-1 off a straight line "
+                          "through the paper's; verdicts on these steps' choices deserve the "
+                          "least trust): " + "; ".join(parts))
         if self.mismatch:
             out.append(self.mismatch)
         return out
@@ -93,6 +99,15 @@ class Fidelity:
         return {"calibrated": self.record is not None, "can_tell": self.can_tell,
                 "reason": self.reason, "mismatch": self.mismatch, "proxy": self.proxy,
                 "dataset": self.dataset, "calibration": rec or None}
+
+
+def _departures(record: dict[str, Any]) -> list[str]:
+    # The record was checked when it was loaded; one that is not a calibration has no steps
+    # to name, and the rest of the block still stands.
+    try:
+        return departure_parts(Calibration.from_json(record))
+    except ValueError:
+        return []
 
 
 def _f(v: Any, spec: str = "+.2f") -> str:

@@ -18,10 +18,12 @@ from nas_convnext.report.fidelity import CANNOT_TELL
 from .test_report import NB, make_run, parse, small_rows, table_dicts
 
 
-def _record(faithful: bool, proxy="cpu", dataset="fashion-mnist", when="2026-12-01T10:00:00"):
+def _record(faithful: bool, proxy="cpu", dataset="fashion-mnist", when="2026-12-01T10:00:00",
+            bump: dict[int, float] | None = None):
     """A calibration.json as `calibrate` writes it, from hand-made proxy results: `faithful`
     ranks the steps as the paper does (three seeds, small noise); otherwise the proxy's top-1
-    is noise around one value (it sees nothing of the designs)."""
+    is noise around one value (it sees nothing of the designs). `bump`: points of top-1 added
+    to some steps (a proxy that favours or undervalues them)."""
     ref = roadmap_reference()
     rng = np.random.default_rng(1)
     rows = []
@@ -29,7 +31,7 @@ def _record(faithful: bool, proxy="cpu", dataset="fashion-mnist", when="2026-12-
         for step, paper in zip(ref["step"], ref["paper_top1"]):
             top1 = (paper / 100 - 0.5 + rng.normal(0, 0.0005) if faithful
                     else 0.3 + rng.normal(0, 0.02))
-            rows.append({"step": step, "seed": seed, "top1": top1})
+            rows.append({"step": step, "seed": seed, "top1": top1 + (bump or {}).get(step, 0) / 100})
     cal = calibrate(pd.DataFrame(rows), ref, n_boot=500)
     return {**cal.to_json(), "minutes": 12.5, "proxy": proxy, "dataset": dataset,
             "dataset_source": "embedded subset 12000/10000", "when": when,
@@ -94,6 +96,21 @@ def test_a_faithful_calibration_opens_the_report_and_the_verdicts_stand(tmp_path
     assert "uncalibrated" not in md and CANNOT_TELL not in md
     shown = {r["dimension"]: r["verdict"] for r in table_dicts(parse(run / "report.html"), "verdict-table")}
     assert all(shown[d] == v for d, v in _claims(info).items())
+
+
+def test_the_fidelity_block_names_the_steps_its_proxy_misjudges_most(tmp_path):
+    results, run = _results(tmp_path)
+    _put(results, "cal", _record(faithful=True, bump={13: 3.0, 5: -2.0}))
+    info = R.write_report(run, n_boot=NB)
+    md = (run / "report.md").read_text().replace("\\", "")  # Markdown escapes [ ] _
+    opening = md[:md.index("run folder:")]
+    line = opening[opening.index("where it parts most from the paper"):]
+    line = line[:line.index("\n")]
+    # largest first: step 13's +3 before step 5's -2, each with its interval
+    assert re.search(r"step 13 \(roadmap/13-fewer-activations\) \+[23]\.\d pp \[\+", line)
+    assert re.search(r"step 5 \(roadmap/05-width-96\) -[12]\.\d pp \[-", line)
+    assert line.index("step 13 (") < line.index("step 5 (")
+    assert info.fidelity.can_tell is True  # a named bias does not withhold the verdicts
 
 
 def test_a_proxy_that_cannot_tell_apart_gets_no_supported_or_not_supported(tmp_path):

@@ -113,12 +113,13 @@ def _steps_frame(cal: Calibration) -> pd.DataFrame:
     return df
 
 
-def departure_parts(cal: Calibration, k: int = 3) -> list[str]:
-    """The `k` steps that depart most from the paper's line (`analysis.departures`), each as
-    "step N (name) +x.x pp [lo, hi]", largest first; empty when none departs measurably."""
+def departure_parts(table: pd.DataFrame, k: int = 3) -> list[str]:
+    """The `k` steps that depart most from the paper's line, each as "step N (name) +x.x pp
+    [lo, hi]", largest first; empty when none departs measurably. `table`: the departures of
+    `analysis.departures` (or the per-step frame that carries them)."""
     names = roadmap_reference().set_index("step")["name"]
     parts = []
-    for r in largest_departures(departures(cal, cal.level), k).itertuples():
+    for r in largest_departures(table, k).itertuples():
         ci = (f" [{_fmt(r.departure_lo, '+.1f')}, {_fmt(r.departure_hi, '+.1f')}]"
               if math.isfinite(r.departure_lo) else "")
         parts.append(f"step {r.step} ({names.get(r.step, '')}) "
@@ -128,8 +129,9 @@ def departure_parts(cal: Calibration, k: int = 3) -> list[str]:
 
 def departure_line(cal: Calibration, steps: pd.DataFrame, k: int = 3) -> str:
     """One sentence naming the steps the proxy favours or undervalues most (see
-    `analysis.departures`), for the report under its per-step table."""
-    parts = departure_parts(cal, k)
+    `analysis.departures`), for the report under its per-step table (`steps`: `_steps_frame`,
+    whose departures are read, not computed again)."""
+    parts = departure_parts(steps, k)
     level = int(cal.level * 100)
     if not parts:
         return (f"No step departs measurably from a straight line through the paper's top-1 "

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.calibration import Calibration, can_tell_reason
+from ..analysis.departures import departures
 from .calibration_report import (
     calibrate_command,
     calibrate_cost,
@@ -85,7 +86,9 @@ class Fidelity:
             f"{r.get('dataset_source')}; run {r.get('run')} ({r.get('_path')})",
             f"verdicts: {self.reason}",
         ]
-        parts = _departures(r)
+        # The record passed Calibration.from_json when it was loaded (load_calibration).
+        cal = Calibration.from_json(r)
+        parts = departure_parts(departures(cal, cal.level))
         if parts:
             out.insert(2, "where it parts most from the paper (its top-1 off a straight line "
                           "through the paper's; verdicts on these steps' choices deserve the "
@@ -99,15 +102,6 @@ class Fidelity:
         return {"calibrated": self.record is not None, "can_tell": self.can_tell,
                 "reason": self.reason, "mismatch": self.mismatch, "proxy": self.proxy,
                 "dataset": self.dataset, "calibration": rec or None}
-
-
-def _departures(record: dict[str, Any]) -> list[str]:
-    # The record was checked when it was loaded; one that is not a calibration has no steps
-    # to name, and the rest of the block still stands.
-    try:
-        return departure_parts(Calibration.from_json(record))
-    except ValueError:
-        return []
 
 
 def _f(v: Any, spec: str = "+.2f") -> str:

@@ -1,11 +1,14 @@
 """The builder: the corner presets are the real timm networks; every roadmap step trains."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import timm
 import torch
 
 from nas_convnext import build_model, presets, roadmap
+from nas_convnext.design.arch import RESNET50, Arch
 from nas_convnext.design.complexity import scale_width
 
 from .timm_mapping import CONVNEXT, RESNET, convert
@@ -179,3 +182,36 @@ def test_a_proxy_sized_network_trains_the_same_with_cropped_kernels():
     torch.testing.assert_close(crop_loss, whole_loss)
     for a, b in zip(crop_grads, whole_grads):
         torch.testing.assert_close(a, b)
+
+
+def _groups_per_channel(arch):
+    return [ch // arch.groups for ch in arch.spatial_channels()]
+
+
+@pytest.mark.parametrize("full, narrow_width, narrow_groups", [
+    # 32 groups on a width-32 bottleneck (one channel a group): a quarter of the width keeps
+    # one channel a group in 8 groups, not 32 groups at the full width.
+    (dataclasses.replace(RESNET50, depths=(3, 3, 27, 3), width=32, groups=32, kernel=5), 8, 8),
+    # 32 groups of 3 channels (ConvNeXt-style block, dw conv first on the 96-wide stream).
+    (Arch(stem="patchify", depths=(2, 2, 6, 2), width=96, expansion=4, groups=32, kernel=7), 24, 8),
+])
+def test_a_quarter_width_narrows_grouped_designs_alike_by_cutting_their_groups(full, narrow_width,
+                                                                                narrow_groups):
+    small = scale_width(full, 0.25)
+    assert (small.width, small.groups) == (narrow_width, narrow_groups)
+    assert small.width == full.width // 4  # the same factor as every other design
+    assert _groups_per_channel(small) == _groups_per_channel(full)  # each group keeps its channels
+    model = build_model(full, num_classes=10, width_mult=0.25)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert convs and {c.groups for c in convs} == {narrow_groups}
+    out = model(torch.randn(2, 3, 32, 32))
+    torch.nn.functional.cross_entropy(out, torch.tensor([1, 7])).backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_cut_groups_take_the_largest_count_that_divides_the_narrower_channels():
+    # 12 groups at width 72 -> width 16: 12 * 16 / 72 = 2.7 rounds to 3, which does not divide
+    # 16, so 2.
+    small = scale_width(Arch(width=72, groups=12), 0.25)
+    assert (small.width, small.groups) == (16, 2)
+    assert all(ch % 2 == 0 for ch in small.spatial_channels())

@@ -187,8 +187,8 @@ def scale_width(arch: Arch, mult: float) -> Arch:
 
     The width is rounded to a multiple of 8 (at least 8). Where the design's integer `groups`
     no longer divide the narrower spatial convs' channels, the groups shrink by the same factor
-    as the width (each group keeps about the channels it had, as a narrower ResNeXt keeps its
-    group width), to the largest count that divides them. Why not widen instead: a proxy must
+    as the width (each group keeps about the channels it had), to the largest count that
+    divides them; groups that still divide are kept. Why not widen instead: a proxy must
     narrow every design alike, and keeping 32 groups on a width-32 design meant training it at
     its full width while the others train at a quarter, four times the relative width and
     several times the minutes. Only a width the channel rule refuses makes it take the nearest

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .arch import WIDTH_ROUND, Arch
+from .arch import GROUP_RULE_FIELDS, WIDTH_ROUND, Arch, group_divisor
 from .plan import Act, Block, Conv, MaxPool, Norm, network_plan, out_size
 
 FLOP_CONVENTION = ("FLOPs: one multiply-add = one FLOP (fvcore's convention), full-size design "
@@ -221,12 +221,10 @@ def _at_width(arch: Arch, width: int) -> Arch | None:
         ungrouped = dataclasses.replace(arch, groups=1).with_width(width)
     except ValueError:
         return None
-    for groups in range(max(1, round(arch.groups * width / arch.width)), 1, -1):
-        try:
-            return dataclasses.replace(ungrouped, groups=groups)
-        except ValueError:
-            continue
-    return ungrouped
+    divisor = group_divisor(*(getattr(ungrouped, f) for f in GROUP_RULE_FIELDS))
+    want = max(1, round(arch.groups * width / arch.width))
+    groups = next(g for g in range(want, 0, -1) if divisor % g == 0)
+    return dataclasses.replace(ungrouped, groups=groups) if groups > 1 else ungrouped
 
 
 def fvcore_count(model, resolution: int = 224, in_chans: int = 3) -> Complexity:
